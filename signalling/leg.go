@@ -24,8 +24,10 @@ type Leg interface {
 	// Audio returns the leg's media endpoint; nil before media is possible.
 	Audio() media.Endpoint
 	// Hangup ends the leg with cause, telling the peer (BYE, CANCEL, a
-	// final response, m.call.hangup). It is idempotent and must not post an
-	// EventHangup for a hangup the call asked for.
+	// final response, m.call.hangup), and releases the leg's resources. It is
+	// idempotent and must not post an EventHangup for a hangup the call asked
+	// for. The call also calls it on a leg that ended by itself (after that
+	// leg's EventHangup), which then only releases resources.
 	Hangup(ctx context.Context, cause Cause)
 }
 
