@@ -1,0 +1,456 @@
+// Package matrixclient is a Matrix calling client for the gateway's
+// end-to-end tests: it talks to a real homeserver with a real user account
+// and places version-1 m.call.* calls with a pion WebRTC peer that sends a
+// tone as Opus and decodes what it receives, like Element would.
+package matrixclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gateway/gateway/codecs/opus"
+	"github.com/matrix-gateway/gateway/media"
+	gwmatrix "github.com/matrix-gateway/gateway/signalling/matrix"
+)
+
+// Client is one logged-in Matrix user that syncs in the background.
+type Client struct {
+	Cli *mautrix.Client
+
+	mu      sync.Mutex
+	since   string
+	waiters []*waiter
+	events  []*event.Event // every timeline event seen, in order
+	stop    context.CancelFunc
+	done    chan struct{}
+}
+
+type waiter struct {
+	match func(*event.Event) bool
+	ch    chan *event.Event
+}
+
+// New logs in with an access token and starts syncing.
+func New(hsURL string, user id.UserID, token string) (*Client, error) {
+	cli, err := mautrix.NewClient(hsURL, user, token)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Client{Cli: cli, stop: cancel, done: make(chan struct{})}
+	// First sync to learn the position, so only new events are reported.
+	resp, err := cli.SyncRequest(ctx, 0, "", "", false, event.PresenceOnline)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("initial sync: %w", err)
+	}
+	c.since = resp.NextBatch
+	go c.syncLoop(ctx)
+	return c, nil
+}
+
+// Close stops syncing.
+func (c *Client) Close() {
+	c.stop()
+	<-c.done
+}
+
+func (c *Client) syncLoop(ctx context.Context) {
+	defer close(c.done)
+	for ctx.Err() == nil {
+		resp, err := c.Cli.SyncRequest(ctx, 5000, c.since, "", false, event.PresenceOnline)
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		c.since = resp.NextBatch
+		for roomID, room := range resp.Rooms.Join {
+			for _, evt := range append(room.State.Events, room.Timeline.Events...) {
+				evt.RoomID = roomID
+				c.deliver(evt)
+			}
+		}
+	}
+}
+
+func (c *Client) deliver(evt *event.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, evt)
+	kept := c.waiters[:0]
+	for _, w := range c.waiters {
+		if w.match(evt) {
+			w.ch <- evt
+			continue
+		}
+		kept = append(kept, w)
+	}
+	c.waiters = kept
+}
+
+// WaitEvent waits for the first event, seen from now on or already seen,
+// that match accepts.
+func (c *Client) WaitEvent(ctx context.Context, match func(*event.Event) bool) (*event.Event, error) {
+	w := &waiter{match: match, ch: make(chan *event.Event, 1)}
+	c.mu.Lock()
+	for _, e := range c.events {
+		if match(e) {
+			c.mu.Unlock()
+			return e, nil
+		}
+	}
+	c.waiters = append(c.waiters, w)
+	c.mu.Unlock()
+	select {
+	case e := <-w.ch:
+		return e, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Events returns the events seen so far in a room of the given type.
+func (c *Client) Events(room id.RoomID, typ string) []*event.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*event.Event
+	for _, e := range c.events {
+		if e.RoomID == room && e.Type.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// LookupPhone resolves a phone number to a Matrix user the way Element's
+// dial pad does: through the third-party protocol lookup.
+func (c *Client) LookupPhone(ctx context.Context, protocol, number string) (id.UserID, error) {
+	u := c.Cli.BuildURLWithQuery(mautrix.ClientURLPath{"v3", "thirdparty", "user", protocol}, map[string]string{"m.id.phone": number})
+	var res []struct {
+		UserID id.UserID `json:"userid"`
+	}
+	if _, err := c.Cli.MakeRequest(ctx, "GET", u, nil, &res); err != nil {
+		return "", err
+	}
+	if len(res) == 0 {
+		return "", errors.New("no user for that number")
+	}
+	return res[0].UserID, nil
+}
+
+// CreateDM creates a direct chat with user and waits until they joined.
+func (c *Client) CreateDM(ctx context.Context, user id.UserID) (id.RoomID, error) {
+	resp, err := c.Cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: []id.UserID{user}, IsDirect: true, Preset: "trusted_private_chat"})
+	if err != nil {
+		return "", err
+	}
+	_, err = c.WaitEvent(ctx, func(e *event.Event) bool {
+		return e.RoomID == resp.RoomID && e.Type == event.StateMember && e.StateKey != nil &&
+			*e.StateKey == string(user) && membership(e) == event.MembershipJoin
+	})
+	return resp.RoomID, err
+}
+
+// CreateRoomWith creates a room and invites users without waiting.
+func (c *Client) CreateRoomWith(ctx context.Context, users ...id.UserID) (id.RoomID, error) {
+	resp, err := c.Cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{Invite: users, Preset: "private_chat"})
+	if err != nil {
+		return "", err
+	}
+	return resp.RoomID, nil
+}
+
+func membership(e *event.Event) event.Membership {
+	var m struct {
+		Membership event.Membership `json:"membership"`
+	}
+	_ = json.Unmarshal(e.Content.VeryRaw, &m)
+	return m.Membership
+}
+
+// CallOptions configures a call.
+type CallOptions struct {
+	Invitee  id.UserID // empty: no invitee field
+	ToneHz   float64   // tone the caller sends
+	Lifetime int64     // ms, default 60000
+	CallID   string    // default random
+	PartyID  string    // default "testdevice"
+}
+
+// Call is one outgoing call.
+type Call struct {
+	c      *Client
+	room   id.RoomID
+	callID string
+	party  string
+	pc     *webrtc.PeerConnection
+	track  *webrtc.TrackLocalStaticRTP
+
+	mu        sync.Mutex
+	received  []int16 // decoded audio at 8 kHz
+	answered  chan struct{}
+	ended     chan struct{}
+	hangupWhy string
+	endOnce   sync.Once
+	stopTone  chan struct{}
+}
+
+// PlaceCall sends m.call.invite with an Opus offer and handles the answer.
+func (c *Client) PlaceCall(ctx context.Context, room id.RoomID, opts CallOptions) (*Call, error) {
+	if opts.Lifetime == 0 {
+		opts.Lifetime = 60000
+	}
+	if opts.CallID == "" {
+		opts.CallID = fmt.Sprintf("c%d", time.Now().UnixNano())
+	}
+	if opts.PartyID == "" {
+		opts.PartyID = "testdevice"
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(0)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		return nil, err
+	}
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "teststream")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		return nil, err
+	}
+	call := &Call{c: c, room: room, callID: opts.CallID, party: opts.PartyID, pc: pc, track: track,
+		answered: make(chan struct{}), ended: make(chan struct{}), stopTone: make(chan struct{})}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go call.receive(t) })
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, err
+	}
+	gather := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return nil, err
+	}
+	select {
+	case <-gather:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	inv := &gwmatrix.Invite{
+		Common:   gwmatrix.Common{CallID: gwmatrix.CallID(opts.CallID), PartyID: gwmatrix.PartyID(opts.PartyID), Version: gwmatrix.Version1},
+		Offer:    gwmatrix.SessionDescription{Type: "offer", SDP: pc.LocalDescription().SDP},
+		Lifetime: opts.Lifetime,
+		Invitee:  string(opts.Invitee),
+	}
+	inv.SetMetadata(gwmatrix.StreamMetadata{"teststream": {Purpose: gwmatrix.PurposeUserMedia}})
+	if err := call.send(ctx, inv); err != nil {
+		return nil, err
+	}
+	if err := call.send(ctx, &gwmatrix.Candidates{Common: inv.Common, Candidates: []gwmatrix.Candidate{gwmatrix.EndOfCandidates()}}); err != nil {
+		return nil, err
+	}
+	go call.watch()
+	go call.sendTone(opts.ToneHz)
+	return call, nil
+}
+
+func (call *Call) send(ctx context.Context, content gwmatrix.Content) error {
+	typ, body, err := gwmatrix.Marshal(content)
+	if err != nil {
+		return err
+	}
+	_, err = call.c.Cli.SendMessageEvent(ctx, call.room, event.Type{Type: typ, Class: event.MessageEventType}, json.RawMessage(body))
+	return err
+}
+
+func (call *Call) common() gwmatrix.Common {
+	return gwmatrix.Common{CallID: gwmatrix.CallID(call.callID), PartyID: gwmatrix.PartyID(call.party), Version: gwmatrix.Version1}
+}
+
+// watch follows the callee's answer and hangup.
+func (call *Call) watch() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for {
+		evt, err := call.c.WaitEvent(ctx, func(e *event.Event) bool {
+			if e.RoomID != call.room || e.Sender == call.c.Cli.UserID {
+				return false
+			}
+			if e.Type.Type != gwmatrix.EventAnswer && e.Type.Type != gwmatrix.EventHangup && e.Type.Type != gwmatrix.EventReject {
+				return false
+			}
+			var cm gwmatrix.Common
+			_ = json.Unmarshal(e.Content.VeryRaw, &cm)
+			if string(cm.CallID) != call.callID {
+				return false
+			}
+			// Consume each event once.
+			return !call.seen(e.ID)
+		})
+		if err != nil {
+			return
+		}
+		content, err := gwmatrix.Parse(evt.Type.Type, evt.Content.VeryRaw)
+		if err != nil {
+			call.end("bad event: " + err.Error())
+			return
+		}
+		switch v := content.(type) {
+		case *gwmatrix.Answer:
+			if err := call.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: v.Answer.SDP}); err != nil {
+				call.end("bad answer: " + err.Error())
+				return
+			}
+			_ = call.send(ctx, &gwmatrix.SelectAnswer{Common: call.common(), SelectedPartyID: v.PartyID})
+			close(call.answered)
+		case *gwmatrix.Hangup:
+			call.end(v.ReasonOrDefault())
+			return
+		case *gwmatrix.Reject:
+			call.end("rejected")
+			return
+		}
+	}
+}
+
+var seenMu sync.Mutex
+var seenIDs = map[id.EventID]bool{}
+
+func (call *Call) seen(e id.EventID) bool {
+	seenMu.Lock()
+	defer seenMu.Unlock()
+	if seenIDs[e] {
+		return true
+	}
+	seenIDs[e] = true
+	return false
+}
+
+func (call *Call) end(why string) {
+	call.endOnce.Do(func() {
+		call.mu.Lock()
+		call.hangupWhy = why
+		call.mu.Unlock()
+		close(call.stopTone)
+		close(call.ended)
+		_ = call.pc.Close()
+	})
+}
+
+// sendTone sends a tone as 20 ms Opus frames in real time.
+func (call *Call) sendTone(freq float64) {
+	enc, err := opus.NewEncoder(48000, opus.Options{})
+	if err != nil {
+		return
+	}
+	gen := media.NewToneGenerator(freq, 48000)
+	pcm := make([]int16, 960)
+	payload := make([]byte, 1500)
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SSRC: 0x1234}}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := 0; i < 5*60*50; i++ {
+		select {
+		case <-call.stopTone:
+			return
+		case <-tick.C:
+		}
+		if freq > 0 {
+			gen.Fill(pcm)
+		} else {
+			clear(pcm)
+		}
+		n, err := enc.Encode(pcm, payload)
+		if err != nil {
+			continue
+		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+		pkt.Payload = payload[:n]
+		_ = call.track.WriteRTP(pkt)
+	}
+}
+
+// receive decodes the remote audio to 8 kHz and keeps it.
+func (call *Call) receive(t *webrtc.TrackRemote) {
+	dec, err := opus.NewDecoder(8000)
+	if err != nil {
+		return
+	}
+	pcm := make([]int16, 960)
+	for {
+		pkt, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		n, err := dec.Decode(pkt.Payload, pcm)
+		if err != nil {
+			continue
+		}
+		call.mu.Lock()
+		if len(call.received) < 8000*120 {
+			call.received = append(call.received, pcm[:n]...)
+		}
+		call.mu.Unlock()
+	}
+}
+
+// Answered is closed when the callee's answer was applied.
+func (call *Call) Answered() <-chan struct{} { return call.answered }
+
+// Ended is closed when the callee hung up or rejected.
+func (call *Call) Ended() <-chan struct{} { return call.ended }
+
+// HangupReason is the callee's m.call.hangup reason, once Ended.
+func (call *Call) HangupReason() string {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.hangupWhy
+}
+
+// Received returns a copy of the audio received so far, at 8 kHz.
+func (call *Call) Received() []int16 {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return append([]int16(nil), call.received...)
+}
+
+// Hangup sends m.call.hangup and closes the peer.
+func (call *Call) Hangup(ctx context.Context, reason string) error {
+	err := call.send(ctx, &gwmatrix.Hangup{Common: call.common(), Reason: reason})
+	call.end("local hangup")
+	return err
+}
+
+// ICEState returns the peer's ICE connection state.
+func (call *Call) ICEState() webrtc.ICEConnectionState { return call.pc.ICEConnectionState() }
+
+// CallID returns the Matrix call_id.
+func (call *Call) CallID() string { return call.callID }
+

@@ -1,0 +1,238 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// WebRTCStreamID is the msid stream of the gateway's audio track (named in sdp_stream_metadata).
+const WebRTCStreamID = "gateway"
+
+// OpusPayloadType is the payload type the gateway offers and prefers for Opus.
+const OpusPayloadType = 111
+
+// WebRTCConfig configures the gateway's WebRTC peers (the Matrix side).
+type WebRTCConfig struct {
+	ICEServers       []webrtc.ICEServer
+	UDPPortMin       uint16   // 0 with UDPPortMax 0: any port
+	UDPPortMax       uint16   //
+	NAT1To1IPs       []string // public IPs to advertise as host candidates
+	IncludeLoopback  bool     // offer loopback candidates (tests on one machine)
+	ICEGatherTimeout time.Duration
+}
+
+// WebRTC builds peer connections for audio-only calls: Opus only, RTCP
+// reports but no video-oriented interceptors (NACK, TWCC, simulcast).
+type WebRTC struct {
+	api *webrtc.API
+	cfg WebRTCConfig
+}
+
+// NewWebRTC makes the peer factory.
+func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
+	if cfg.ICEGatherTimeout <= 0 {
+		cfg.ICEGatherTimeout = 2 * time.Second
+	}
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+		},
+		PayloadType: OpusPayloadType,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, fmt.Errorf("media: register opus: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, fmt.Errorf("media: rtcp reports: %w", err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("media: webrtc port range: %w", err)
+		}
+	}
+	if len(cfg.NAT1To1IPs) > 0 {
+		se.SetNAT1To1IPs(cfg.NAT1To1IPs, webrtc.ICECandidateTypeHost)
+	}
+	// Audio only: UDP over IPv4 and IPv6; no mDNS candidates from us.
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICEMulticastDNSMode(0)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return &WebRTC{api: api, cfg: cfg}, nil
+}
+
+// Peer is one WebRTC peer connection answering a remote offer, with one
+// Opus track each way.
+type Peer struct {
+	pc      *webrtc.PeerConnection
+	local   *webrtc.TrackLocalStaticRTP
+	gather  <-chan struct{}
+	timeout time.Duration
+
+	trackOnce sync.Once
+	track     chan *webrtc.TrackRemote
+	remote    *webrtc.TrackRemote // owned by the ReadPacket goroutine
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// ErrNoAudio is returned when an offer has no audio we can receive.
+var ErrNoAudio = errors.New("media: the offer has no usable Opus audio")
+
+// Answer makes a peer for a remote SDP offer and prepares (but does not
+// return) the answer; gathering starts at once. onState receives ICE
+// connection state changes.
+func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (*Peer, error) {
+	pc, err := w.api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:   w.cfg.ICEServers,
+		BundlePolicy: webrtc.BundlePolicyMaxBundle,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("media: new peer connection: %w", err)
+	}
+	p := &Peer{pc: pc, track: make(chan *webrtc.TrackRemote, 1), closed: make(chan struct{}), timeout: w.cfg.ICEGatherTimeout}
+	fail := func(err error) (*Peer, error) {
+		_ = pc.Close()
+		return nil, err
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if t.Kind() != webrtc.RTPCodecTypeAudio {
+			return
+		}
+		p.trackOnce.Do(func() { p.track <- t })
+	})
+	if onState != nil {
+		pc.OnICEConnectionStateChange(onState)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(fmt.Errorf("media: bad offer: %w", err))
+	}
+	var audio *webrtc.RTPTransceiver
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			audio = tr
+			break
+		}
+	}
+	if audio == nil {
+		return fail(ErrNoAudio)
+	}
+	p.local, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+	}, "audio", WebRTCStreamID)
+	if err != nil {
+		return fail(err)
+	}
+	if err := audio.Sender().ReplaceTrack(p.local); err != nil {
+		return fail(fmt.Errorf("media: attach track: %w", err))
+	}
+	if err := audio.SetCodecPreferences(nil); err != nil {
+		return fail(err)
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrNoAudio, err))
+	}
+	p.gather = webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(ans); err != nil {
+		return fail(fmt.Errorf("media: set local description: %w", err))
+	}
+	go p.drainRTCP(audio.Sender())
+	return p, nil
+}
+
+// drainRTCP reads RTCP for the sender so the interceptors process it.
+func (p *Peer) drainRTCP(s *webrtc.RTPSender) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := s.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// LocalDescription waits for ICE gathering to finish (bounded by the
+// configured gather timeout and ctx) and returns the answer SDP with the
+// candidates gathered so far.
+func (p *Peer) LocalDescription(ctx context.Context) (string, error) {
+	t := time.NewTimer(p.timeout)
+	defer t.Stop()
+	select {
+	case <-p.gather:
+	case <-t.C:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	d := p.pc.LocalDescription()
+	if d == nil {
+		return "", errors.New("media: no local description")
+	}
+	return d.SDP, nil
+}
+
+// AddCandidate adds a trickled remote candidate; an empty candidate marks the
+// end of candidates.
+func (p *Peer) AddCandidate(candidate string, sdpMid *string, sdpMLineIndex *uint16) error {
+	return p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: candidate, SDPMid: sdpMid, SDPMLineIndex: sdpMLineIndex})
+}
+
+// Renegotiate applies a new remote offer (hold/resume, ICE restart) and
+// returns the answer SDP.
+func (p *Peer) Renegotiate(ctx context.Context, offer string) (string, error) {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("media: bad offer: %w", err)
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	p.gather = webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		return "", err
+	}
+	return p.LocalDescription(ctx)
+}
+
+// ReadPacket reads one RTP packet from the remote audio track, waiting for
+// the track to arrive first. It returns io.EOF once the peer is closed. Only
+// one goroutine may call it.
+func (p *Peer) ReadPacket(buf []byte) (int, error) {
+	if p.remote == nil {
+		select {
+		case p.remote = <-p.track:
+		case <-p.closed:
+			return 0, io.EOF
+		}
+	}
+	n, _, err := p.remote.Read(buf)
+	return n, err
+}
+
+// WritePacket sends one RTP packet on the local Opus track; pion rewrites
+// its SSRC and payload type to the negotiated ones.
+func (p *Peer) WritePacket(pkt []byte) error {
+	_, err := p.local.Write(pkt)
+	if errors.Is(err, io.ErrClosedPipe) {
+		return nil // not bound yet or peer closing: drop
+	}
+	return err
+}
+
+// Close ends the peer connection. It is idempotent.
+func (p *Peer) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		close(p.closed)
+		err = p.pc.Close()
+	})
+	return err
+}
