@@ -116,14 +116,14 @@ func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return fail(fmt.Errorf("media: bad offer: %w", err))
 	}
-	var audio *webrtc.RTPTransceiver
+	hasAudio := false
 	for _, tr := range pc.GetTransceivers() {
 		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			audio = tr
+			hasAudio = true
 			break
 		}
 	}
-	if audio == nil {
+	if !hasAudio {
 		return fail(ErrNoAudio)
 	}
 	p.local, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
@@ -132,11 +132,10 @@ func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (
 	if err != nil {
 		return fail(err)
 	}
-	if err := audio.Sender().ReplaceTrack(p.local); err != nil {
+	// AddTrack after the remote offer reuses the offer's audio transceiver.
+	sender, err := pc.AddTrack(p.local)
+	if err != nil {
 		return fail(fmt.Errorf("media: attach track: %w", err))
-	}
-	if err := audio.SetCodecPreferences(nil); err != nil {
-		return fail(err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
@@ -146,7 +145,7 @@ func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (
 	if err := pc.SetLocalDescription(ans); err != nil {
 		return fail(fmt.Errorf("media: set local description: %w", err))
 	}
-	go p.drainRTCP(audio.Sender())
+	go p.drainRTCP(sender)
 	return p, nil
 }
 

@@ -42,6 +42,9 @@ type Config struct {
 	// MayUseGateway reports whether a Matrix user may invite ghosts and call
 	// out at all (the policy's user rules). Numbers are checked per call.
 	MayUseGateway func(userID id.UserID) bool
+	// CallerID returns the E.164 number presented to the phone network for a
+	// Matrix user ("" for none).
+	CallerID func(userID id.UserID) string
 	// BotDisplayName is the bot's display name.
 	BotDisplayName string
 }
@@ -85,6 +88,9 @@ func New(cfg Config) (*Connector, error) {
 	}
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
+	}
+	if cfg.CallerID == nil {
+		cfg.CallerID = func(id.UserID) string { return "" }
 	}
 	if cfg.GhostDisplayName == nil {
 		cfg.GhostDisplayName = func(n string) string { return n }

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gateway/gateway/configs"
+	"github.com/matrix-gateway/gateway/internal/matrixclient"
+	"github.com/matrix-gateway/gateway/internal/testpeers"
+	"github.com/matrix-gateway/gateway/media"
+)
+
+// Numbers of the end-to-end environment. Each trunk serves one prefix and
+// leads to one kind of phone.
+const (
+	numAnswer   = "+15550100" // baresip that answers and plays 1000 Hz
+	numBusy     = "+15560100" // baresip that answers 486
+	numRinging  = "+15570100" // baresip that rings until told otherwise
+	numDead     = "+15580100" // a trunk where nothing listens
+	numDenied   = "+19005550100"
+	numNotAllow = "+445550100"
+	phoneToneHz = 1000.0
+	userToneHz  = 440.0
+)
+
+// e2e is one real environment: Dendrite, the gateway running in-process
+// with its real wiring, baresip phones behind three trunks, and Matrix users.
+type e2e struct {
+	t       *testing.T
+	hs      *testpeers.Dendrite
+	gw      *gateway
+	cfg     *configs.Config
+	answer  *testpeers.Baresip
+	busy    *testpeers.Baresip
+	ringing *testpeers.Baresip
+	alice   *matrixclient.Client
+	bob     *matrixclient.Client
+	logPath string
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	dir := t.TempDir()
+	e := &e2e{t: t}
+	phoneUser := func(n string) []string { return []string{strings.TrimPrefix(n, "+")} }
+	e.answer = testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: phoneUser(numAnswer), ToneHz: phoneToneHz, ToneSeconds: 30})
+	e.busy = testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: phoneUser(numBusy), Answer: testpeers.AnswerBusy})
+	e.ringing = testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: phoneUser(numRinging), Answer: testpeers.AnswerManual})
+	deadPort := testpeers.FreeUDPPort(t)
+
+	hsPort := testpeers.FreeTCPPort(t)
+	asPort := testpeers.FreeTCPPort(t)
+	sipPort := testpeers.FreeUDPPort(t)
+	trunk := func(name, number string, port int) string {
+		return fmt.Sprintf(`
+    - name: %s
+      host: 127.0.0.1
+      port: %d
+      transport: udp
+      number_format: e164_no_plus
+      numbers: ["%s*"]
+      setup_timeout: 2s
+      ring_timeout: 40s`, name, port, number[:5])
+	}
+	cfgText := fmt.Sprintf(`
+homeserver:
+  url: http://127.0.0.1:%d
+  domain: localhost
+appservice:
+  registration: registration.yaml
+  listen: 127.0.0.1:%d
+phone:
+  default_country_code: "1"
+authorization:
+  users: ["@alice:localhost"]
+  numbers: ["+1*"]
+  deny_numbers: ["+1900*"]
+  max_calls_per_user: 3
+  caller_ids: {"@alice:localhost": "+15551230000"}
+sip:
+  listen: 127.0.0.1:%d
+  trunks:%s%s%s%s
+media:
+  rtp_listen_ip: 127.0.0.1
+  rtp_port_min: 40000
+  rtp_port_max: 40999
+webrtc:
+  include_loopback_candidates: true
+logging:
+  level: debug
+  format: console
+`, hsPort, asPort, sipPort,
+		trunk("answer", numAnswer, e.answer.SIPPort), trunk("busy", numBusy, e.busy.SIPPort),
+		trunk("ringing", numRinging, e.ringing.SIPPort), trunk("dead", numDead, deadPort))
+	cfgPath := filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The registration is made from the configuration, as `gateway init` does.
+	pre, err := configs.Decode([]byte(cfgText), dir)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	reg := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort))
+	regPath := filepath.Join(dir, "registration.yaml")
+	if err := reg.Save(regPath); err != nil {
+		t.Fatal(err)
+	}
+	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
+	e.cfg, err = configs.Load(cfgPath)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	e.logPath = filepath.Join(dir, "gateway.log")
+	logf, err := os.Create(e.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: logf, NoColor: true, TimeFormat: "15:04:05.000"}).
+		Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	e.gw, err = build(e.cfg, log)
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.gw.start(ctx); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		e.gw.manager.HangupAll()
+		e.gw.close()
+		_ = logf.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(e.logPath)
+			if len(data) > 20000 {
+				data = data[len(data)-20000:]
+			}
+			t.Logf("gateway log (tail):\n%s", data)
+		}
+	})
+	e.alice = e.login("alice")
+	e.bob = e.login("bob")
+	return e
+}
+
+func (e *e2e) login(name string) *matrixclient.Client {
+	e.t.Helper()
+	user, token := e.hs.RegisterUser(e.t, name, name+"-password")
+	c, err := matrixclient.New(e.hs.URL, id.UserID(user), token)
+	if err != nil {
+		e.t.Fatalf("login %s: %v", name, err)
+	}
+	e.t.Cleanup(c.Close)
+	return c
+}
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// dmWith looks the number up like Element's dial pad and opens a DM with the ghost.
+func (e *e2e) dmWith(c *matrixclient.Client, number string) (id.UserID, id.RoomID) {
+	e.t.Helper()
+	ctx := ctxT(e.t, 30*time.Second)
+	ghost, err := c.LookupPhone(ctx, "im.vector.protocol.pstn", number)
+	if err != nil {
+		e.t.Fatalf("third-party lookup of %s: %v", number, err)
+	}
+	if want := e.cfg.GhostUserID(number); ghost != want {
+		e.t.Fatalf("lookup gave %s, want %s", ghost, want)
+	}
+	room, err := c.CreateDM(ctx, ghost)
+	if err != nil {
+		e.t.Fatalf("DM with %s: %v", ghost, err)
+	}
+	return ghost, room
+}
+
+func waitClosed(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// toneLevel is the share of the signal's energy at freq over the last two
+// seconds of pcm (8 kHz).
+func toneLevel(pcm []int16, freq float64) float64 {
+	if len(pcm) > 8000*2 {
+		pcm = pcm[len(pcm)-8000*2:]
+	}
+	return media.Goertzel(pcm, 8000, freq)
+}
+
+// noticeIn waits for an m.notice from the ghost in room containing text.
+func noticeIn(t *testing.T, c *matrixclient.Client, room id.RoomID, text string) {
+	t.Helper()
+	_, err := c.WaitEvent(ctxT(t, 20*time.Second), func(ev *event.Event) bool {
+		if ev.RoomID != room || ev.Type != event.EventMessage {
+			return false
+		}
+		return strings.Contains(string(ev.Content.VeryRaw), text)
+	})
+	if err != nil {
+		t.Fatalf("no notice containing %q in the room: %v", text, err)
+	}
+}
+
+func TestE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	e := startE2E(t)
+
+	t.Run("talk both ways, caller hangs up", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numAnswer)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Answered(), 20*time.Second, "m.call.answer")
+		if _, err := e.answer.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatalf("baresip did not establish the call: %v", err)
+		}
+		time.Sleep(4 * time.Second) // let both tones flow
+		got := call.Received()
+		if len(got) < 8000 {
+			t.Fatalf("the Matrix caller received only %d samples", len(got))
+		}
+		t.Logf("Matrix caller received %d samples; %v Hz level %.3f, %v Hz level %.3f", len(got),
+			phoneToneHz, toneLevel(got, phoneToneHz), userToneHz, toneLevel(got, userToneHz))
+		if lvl := toneLevel(got, phoneToneHz); lvl < 0.5 {
+			t.Errorf("phone's %v Hz tone at the Matrix caller: level %.3f, want >= 0.5", phoneToneHz, lvl)
+		}
+		if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.answer.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatalf("baresip did not see the BYE: %v", err)
+		}
+		pcm, rate, err := e.answer.LastRecording()
+		if err != nil {
+			t.Fatalf("baresip recording: %v", err)
+		}
+		pcm = pcm[len(pcm)/4 : 3*len(pcm)/4] // the middle of the call, away from set-up and teardown
+		t.Logf("phone recorded %d samples at %d Hz; %v Hz level %.3f, %v Hz level %.3f", len(pcm), rate,
+			userToneHz, media.Goertzel(pcm, rate, userToneHz), phoneToneHz, media.Goertzel(pcm, rate, phoneToneHz))
+		if lvl := media.Goertzel(pcm, rate, userToneHz); lvl < 0.5 {
+			t.Errorf("Matrix caller's %v Hz tone at the phone: level %.3f, want >= 0.5", userToneHz, lvl)
+		}
+	})
+}
