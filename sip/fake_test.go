@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	sipgosip "github.com/emiago/sipgo/sip"
+	"github.com/rs/zerolog"
 
 	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
@@ -293,3 +294,19 @@ func waitDone(t *testing.T, l signalling.Leg) {
 }
 
 var _ = context.Background
+
+// lockedWriter lets a logger write from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  interface{ Write([]byte) (int, error) }
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func newTestLogger(w interface{ Write([]byte) (int, error) }) zerolog.Logger {
+	return zerolog.New(&lockedWriter{w: w}).Level(zerolog.DebugLevel)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -263,4 +265,189 @@ func TestE2E(t *testing.T) {
 			t.Errorf("Matrix caller's %v Hz tone at the phone: level %.3f, want >= 0.5", userToneHz, lvl)
 		}
 	})
+
+	t.Run("phone hangs up", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numAnswer)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Answered(), 20*time.Second, "m.call.answer")
+		if _, err := e.answer.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if err := e.answer.Hangup(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup after the phone's BYE")
+		if r := call.HangupReason(); r != "user_hangup" {
+			t.Errorf("hangup reason %q, want user_hangup", r)
+		}
+	})
+
+	t.Run("busy", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numBusy)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 15*time.Second, "m.call.hangup for a busy phone")
+		if r := call.HangupReason(); r != "user_busy" {
+			t.Errorf("hangup reason %q, want user_busy", r)
+		}
+		select {
+		case <-call.Answered():
+			t.Error("a busy call was answered")
+		default:
+		}
+	})
+
+	t.Run("caller cancels while ringing", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numRinging)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_INCOMING"); err != nil {
+			t.Fatalf("the phone did not ring: %v", err)
+		}
+		if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatalf("the phone kept ringing after the caller hung up (no CANCEL): %v", err)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("invite lifetime ends while ringing", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numRinging)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, Lifetime: 3000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_INCOMING"); err != nil {
+			t.Fatalf("the phone did not ring: %v", err)
+		}
+		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup at the end of the invite lifetime")
+		if r := call.HangupReason(); r != "invite_timeout" {
+			t.Errorf("hangup reason %q, want invite_timeout", r)
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatalf("the phone kept ringing (no CANCEL): %v", err)
+		}
+	})
+
+	t.Run("trunk unreachable", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numDead)
+		start := time.Now()
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 15*time.Second, "m.call.hangup for an unreachable trunk")
+		if r := call.HangupReason(); r != "unknown_error" {
+			t.Errorf("hangup reason %q, want unknown_error", r)
+		}
+		t.Logf("unreachable trunk reported after %v (setup_timeout 2s)", time.Since(start).Round(100*time.Millisecond))
+		waitNoCalls(t, e)
+	})
+
+	t.Run("denied number is refused before the trunk", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numDenied)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup for a denied number")
+		noticeIn(t, e.alice, room, "refused")
+	})
+
+	t.Run("number outside the allowed destinations is refused", func(t *testing.T) {
+		ghost, room := e.dmWith(e.alice, numNotAllow)
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup for a number not allowed")
+		noticeIn(t, e.alice, room, "refused")
+	})
+
+	t.Run("user not allowed to dial out", func(t *testing.T) {
+		// bob's own invite to a ghost is declined...
+		ctx := ctxT(t, 30*time.Second)
+		ghost := e.cfg.GhostUserID(numAnswer)
+		room, err := e.bob.CreateRoomWith(ctx, ghost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.bob.WaitEvent(ctx, func(ev *event.Event) bool {
+			return ev.RoomID == room && ev.Type == event.StateMember && ev.StateKey != nil && *ev.StateKey == string(ghost) &&
+				strings.Contains(string(ev.Content.VeryRaw), `"leave"`)
+		}); err != nil {
+			t.Fatalf("the ghost did not decline bob's invite: %v", err)
+		}
+		// ...and a call bob places in a room where the ghost is (alice's) is refused.
+		_, aroom := e.dmWith(e.alice, numAnswer)
+		if _, err := e.alice.Cli.InviteUser(ctx, aroom, &mautrix.ReqInviteUser{UserID: e.bob.Cli.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.bob.Cli.JoinRoomByID(ctx, aroom); err != nil {
+			t.Fatal(err)
+		}
+		before := len(e.answer.AllEvents())
+		call, err := e.bob.PlaceCall(ctx, aroom, matrixclient.CallOptions{Invitee: ghost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup for a user not allowed")
+		noticeIn(t, e.bob, aroom, "not allowed")
+		time.Sleep(500 * time.Millisecond)
+		for _, ev := range e.answer.AllEvents()[before:] {
+			if ev.Type == "CALL_INCOMING" || ev.Type == "CALL_ESTABLISHED" {
+				t.Errorf("the phone got a call from a user who may not dial out: %+v", ev)
+			}
+		}
+	})
+
+	t.Run("malformed and legacy invites", func(t *testing.T) {
+		ctx := ctxT(t, 30*time.Second)
+		_, room := e.dmWith(e.alice, numAnswer)
+		// An invite without an offer, and a version 0 invite.
+		for _, body := range []string{
+			`{"call_id":"bad1","party_id":"p","version":"1","lifetime":60000}`,
+			`{"call_id":"bad2","version":0,"lifetime":60000,"offer":{"type":"offer","sdp":"v=0"}}`,
+		} {
+			if _, err := e.alice.Cli.SendMessageEvent(ctx, room, event.Type{Type: "m.call.invite", Class: event.MessageEventType}, json.RawMessage(body)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, callID := range []string{"bad1", "bad2"} {
+			if _, err := e.alice.WaitEvent(ctx, func(ev *event.Event) bool {
+				return ev.RoomID == room && ev.Type.Type == "m.call.hangup" && strings.Contains(string(ev.Content.VeryRaw), `"`+callID+`"`)
+			}); err != nil {
+				t.Errorf("no m.call.hangup for malformed invite %s: %v", callID, err)
+			}
+		}
+		// Events for calls that do not exist change nothing.
+		if _, err := e.alice.Cli.SendMessageEvent(ctx, room, event.Type{Type: "m.call.hangup", Class: event.MessageEventType},
+			json.RawMessage(`{"call_id":"nope","party_id":"p","version":"1"}`)); err != nil {
+			t.Fatal(err)
+		}
+		waitNoCalls(t, e)
+	})
+}
+
+// waitNoCalls waits until the gateway has no call left: nothing half-open.
+func waitNoCalls(t *testing.T, e *e2e) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if len(e.gw.manager.Calls()) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%d calls still open", len(e.gw.manager.Calls()))
 }
