@@ -30,8 +30,11 @@ func TestExampleParsesButPlaceholdersAreProblems(t *testing.T) {
 	if !slices.Equal(paths, want) {
 		t.Errorf("placeholder paths = %v, want %v", paths, want)
 	}
-	if strings.Contains(err.Error(), "CHANGE_ME\" is") && strings.Contains(err.Error(), "password: \"CHANGE_ME") {
-		t.Error("password value printed")
+	if p, ok := findProblem(problems, "sip.trunks[0].password", "placeholder"); !ok || strings.Contains(p.Message, "CHANGE_ME") {
+		t.Errorf("password placeholder problem missing or shows the value: %v", p)
+	}
+	if p, _ := findProblem(problems, "sip.trunks[0].username", ""); !strings.Contains(p.Message, "CHANGE_ME") {
+		t.Errorf("username placeholder problem does not show the value: %v", p)
 	}
 }
 

@@ -156,7 +156,9 @@ func TestValidVariants(t *testing.T) {
 			t := &c.SIP.Trunks[0]
 			t.Transport, t.NumberFormat, t.NationalPrefix, t.FromUser = "tcp", "national", "", "{localpart}-{caller_id}"
 		}},
-		{"json logs and metrics", func(c *Config) { c.Logging.Format, c.Logging.Level, c.Metrics.Listen = "json", "debug", "127.0.0.1:9090" }},
+		{"json logs and metrics", func(c *Config) {
+			c.Logging.Format, c.Logging.Level, c.Metrics.Listen = "json", "debug", "127.0.0.1:9090"
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
@@ -147,15 +148,18 @@ type fakeTrunk struct {
 
 func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("fake-trunk"), sipgo.WithUserAgentHostname("127.0.0.1"))
+	quiet := slog.New(slog.DiscardHandler)
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("fake-trunk"), sipgo.WithUserAgentHostname("127.0.0.1"),
+		sipgo.WithUserAgentTransportLayerOptions(sipgosip.WithTransportLayerLogger(quiet)),
+		sipgo.WithUserAgentTransactionLayerOptions(sipgosip.WithTransactionLayerLogger(quiet)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := sipgo.NewServer(ua)
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientLogger(quiet))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,21 @@ func TestOutboundDigestAuth(t *testing.T) {
 		_ = d.RespondSDP([]byte(answerSDP))
 		ft.waitStop(tx)
 	})
-	u := newTestUA(t)
+	var logs strings.Builder
+	u, err := New(Config{ListenAddr: "127.0.0.1:0"}, WithLogger(newTestLogger(&logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = u.Close()
+		lw := logs.String()
+		if strings.Contains(lw, pass) {
+			t.Errorf("the password appears in the logs:\n%s", lw)
+		}
+		if !strings.Contains(lw, "INVITE sent") {
+			t.Errorf("logs were not captured:\n%s", lw)
+		}
+	}()
 	tr := testTrunk(ft.port, "udp")
 	tr.Username, tr.Password = user, pass
 	rec := newRecorder()
@@ -459,6 +474,27 @@ func TestUACloseEndsLegs(t *testing.T) {
 	}
 }
 
+func TestUANoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("call", func(t *testing.T) {
+		ft, _, _, leg, d := dialAnswered(t, "tcp")
+		_ = ft
+		if err := d.Bye(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitDone(t, leg)
+	})
+	var after int
+	for i := 0; i < 100; i++ {
+		if after = runtime.NumGoroutine(); after <= before {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	t.Errorf("goroutines: %d before, %d after UA and trunk closed\n%s", before, after, buf[:runtime.Stack(buf, true)])
+}
+
 func TestUAAnswersOptions(t *testing.T) {
 	u := newTestUA(t)
 	cua, err := sipgo.NewUA()
@@ -484,4 +520,85 @@ func TestUAAnswersOptions(t *testing.T) {
 			t.Errorf("%s OPTIONS: %d", tr, res.StatusCode)
 		}
 	}
+}
+
+func TestOutboundHangupBeforeAnyResponse(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			select {
+			case got <- strings.SplitN(string(buf[:n]), " ", 2)[0]:
+			default:
+			}
+		}
+	}()
+	u := newTestUA(t)
+	tr := testTrunk(pc.LocalAddr().(*net.UDPAddr).Port, "udp")
+	tr.SetupTimeout = 600 * time.Millisecond
+	fm := &fakeMedia{}
+	rec := newRecorder()
+	leg, err := u.Dialer(tr, fm).Dial(context.Background(), testRequest(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "INVITE" {
+			t.Fatalf("first message %q", m)
+		}
+	case <-time.After(evWait):
+		t.Fatal("no INVITE")
+	}
+	leg.Hangup(context.Background(), signalling.CauseCancelled)
+	// Nothing to CANCEL without a provisional response (RFC 3261 9.1): the
+	// leg gives up at the setup timeout and posts nothing.
+	waitDone(t, leg)
+	rec.quiet(t, 200*time.Millisecond)
+	for len(got) > 0 {
+		if m := <-got; m == "CANCEL" {
+			t.Error("CANCEL sent before any provisional response")
+		}
+	}
+	if !fm.allClosed() {
+		t.Error("media session not closed")
+	}
+}
+
+func TestUAListenAllAddresses(t *testing.T) {
+	if _, err := New(Config{ListenAddr: "0.0.0.0:0"}); err == nil {
+		t.Fatal("unspecified listen address without advertise IP accepted")
+	}
+	ft := newFakeTrunk(t, answerAfterRinging)
+	u, err := New(Config{ListenAddr: "0.0.0.0:0", AdvertiseIP: netip.MustParseAddr("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	rec := newRecorder()
+	leg, err := u.Dialer(testTrunk(ft.port, "udp"), &fakeMedia{}).Dial(context.Background(), testRequest(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.expect(t, signalling.EventRinging, evWait)
+	rec.expect(t, signalling.EventAnswered, evWait)
+	inv := recv(t, ft.invites, "INVITE")
+	if via := inv.Via(); via.Host != "127.0.0.1" || via.Port != int(u.ListenAddr().Port()) {
+		t.Errorf("Via sent-by %s:%d, want 127.0.0.1:%d", via.Host, via.Port, u.ListenAddr().Port())
+	}
+	if src := inv.Source(); !strings.HasSuffix(src, ":"+itoa(int(u.ListenAddr().Port()))) {
+		t.Errorf("INVITE sent from %s, not the listening port %d", src, u.ListenAddr().Port())
+	}
+	leg.Hangup(context.Background(), signalling.CauseNormal)
+	recv(t, ft.byes, "BYE")
+	waitDone(t, leg)
 }

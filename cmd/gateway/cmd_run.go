@@ -42,7 +42,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := configs.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway run: %s: %v\n", *path, err)
+		fmt.Fprintf(stderr, "gateway run: %v\n", err)
 		return 1
 	}
 	log := newLogger(cfg.Logging, stderr)

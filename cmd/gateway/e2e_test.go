@@ -47,9 +47,14 @@ type e2e struct {
 	alice   *matrixclient.Client
 	bob     *matrixclient.Client
 	logPath string
+	proc    *gwProc
 }
 
-func startE2E(t *testing.T) *e2e {
+func startE2E(t *testing.T) *e2e { return startEnv(t, false) }
+
+// startEnv builds the environment; with asProcess the gateway runs as the
+// real `gateway run` binary instead of in-process.
+func startEnv(t *testing.T, asProcess bool) *e2e {
 	t.Helper()
 	dir := t.TempDir()
 	e := &e2e{t: t}
@@ -123,6 +128,18 @@ logging:
 		t.Fatalf("config: %v", err)
 	}
 	e.logPath = filepath.Join(dir, "gateway.log")
+	if asProcess {
+		e.proc = startGatewayProcess(t, cfgPath, e.logPath)
+	} else {
+		e.startInProcess()
+	}
+	e.alice = e.login("alice")
+	e.bob = e.login("bob")
+	return e
+}
+
+func (e *e2e) startInProcess() {
+	t := e.t
 	logf, err := os.Create(e.logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -143,16 +160,17 @@ logging:
 		e.gw.close()
 		_ = logf.Close()
 		if t.Failed() {
-			data, _ := os.ReadFile(e.logPath)
-			if len(data) > 20000 {
-				data = data[len(data)-20000:]
-			}
-			t.Logf("gateway log (tail):\n%s", data)
+			dumpLog(t, e.logPath)
 		}
 	})
-	e.alice = e.login("alice")
-	e.bob = e.login("bob")
-	return e
+}
+
+func dumpLog(t *testing.T, path string) {
+	data, _ := os.ReadFile(path)
+	if len(data) > 20000 {
+		data = data[len(data)-20000:]
+	}
+	t.Logf("gateway log (tail):\n%s", data)
 }
 
 func (e *e2e) login(name string) *matrixclient.Client {

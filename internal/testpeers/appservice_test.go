@@ -16,7 +16,7 @@ import (
 )
 
 // fakeBridge is a minimal appservice standing in for the gateway: it answers the PSTN
-// third-party lookups, joins its ghost to rooms it is invited to and rejects calls as busy.
+// third-party lookups, joins its ghost to rooms it is invited to and rejects calls as busy (m.call.reject).
 type fakeBridge struct {
 	t       *testing.T
 	d       *Dendrite
@@ -65,7 +65,10 @@ func (f *fakeBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				f.mu.Lock()
 				f.invites = append(f.invites, c.CallID)
 				f.mu.Unlock()
-				go f.as(http.MethodPut, fmt.Sprintf("/_matrix/client/v3/rooms/%s/send/m.call.hangup/h%d", url.PathEscape(ev.RoomID), time.Now().UnixNano()),
+				// Before an answer js-sdk ignores m.call.hangup from a party it has not chosen
+				// ("our partner is undefined"): a busy callee must send m.call.reject; js-sdk
+				// takes the reason from it.
+				go f.as(http.MethodPut, fmt.Sprintf("/_matrix/client/v3/rooms/%s/send/m.call.reject/r%d", url.PathEscape(ev.RoomID), time.Now().UnixNano()),
 					map[string]any{"call_id": c.CallID, "party_id": "bridge", "version": "1", "reason": "user_busy"})
 			}
 		}
@@ -88,7 +91,7 @@ func (f *fakeBridge) as(method, path string, body any) {
 }
 
 // Dendrite loads an appservice registration; the browser's dial-pad flow reaches the appservice:
-// lookup, DM with the ghost, m.call.invite, and the bridge's busy hangup comes back.
+// lookup, DM with the ghost, m.call.invite, and the bridge's busy m.call.reject comes back as a hangup with reason user_busy.
 func TestBrowserDialPadThroughAppservice(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,6 +149,11 @@ namespaces:
 	}
 	if hangup.Reason != "user_busy" || hangup.Party != "remote" {
 		t.Fatalf("hangup %+v, want user_busy from remote", hangup)
+	}
+	if evs := b.AllEvents(); len(evs) > 0 {
+		for _, ev := range evs {
+			t.Logf("%.3f %s %s %s", ev.T-evs[0].T, ev.Event, ev.Stage, ev.State)
+		}
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

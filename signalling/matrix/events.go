@@ -32,6 +32,7 @@ const (
 // Limits applied by Parse and Marshal. A Matrix event is at most 65536
 // bytes in total (spec: "Size limits"), so these are generous.
 const (
+	MaxContentLength   = 256 << 10 // bytes of raw content Parse looks at (events are <= 64 KiB)
 	MaxIDLength        = 255       // call_id, party_id, selected_party_id, invitee
 	MaxSDPLength       = 64 << 10  // bytes of SDP in an offer, answer or description
 	MaxCandidates      = 200       // entries in one m.call.candidates
@@ -340,6 +341,9 @@ func Parse(eventType string, content json.RawMessage) (Content, error) {
 		c = &SDPStreamMetadataChanged{}
 	default:
 		return nil, unknownType(eventType)
+	}
+	if len(content) > MaxContentLength {
+		return nil, malformed(eventType, "", "content too large")
 	}
 	c.Call().Version = versionMissing
 	if err := json.Unmarshal(content, c); err != nil {

@@ -206,6 +206,7 @@ func TestParseRejects(t *testing.T) {
 		name, typ, content, field string
 	}{
 		{"not json", EventInvite, `{`, ""},
+		{"too large", EventHangup, `{"call_id":"c","party_id":"p","version":"1","x":"` + strings.Repeat("x", MaxContentLength) + `"}`, ""},
 		{"array", EventInvite, `[]`, ""},
 		{"empty call_id", EventHangup, `{"call_id":"","party_id":"p","version":"1"}`, "call_id"},
 		{"long call_id", EventHangup, `{"call_id":"` + strings.Repeat("x", 256) + `","party_id":"p","version":"1"}`, "call_id"},
