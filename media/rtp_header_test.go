@@ -117,4 +117,3 @@ func FuzzRTPReceive(f *testing.F) {
 		}
 	})
 }
-

@@ -124,8 +124,8 @@ func TestReceiveFilters(t *testing.T) {
 	r.handle(fakePacket(1, 7))
 	r.handle(rtpPacket(101, 2, 320, 7, []byte{1, 0, 0, 160})) // telephone-event
 	r.handle(rtpPacket(13, 2, 320, 7, []byte{0x40}))          // comfort noise
-	r.handle([]byte{0x80, 96, 0})                            // short
-	r.handle(append([]byte{0x40}, fakePacket(2, 7)[1:]...))  // version 1
+	r.handle([]byte{0x80, 96, 0})                             // short
+	r.handle(append([]byte{0x40}, fakePacket(2, 7)[1:]...))   // version 1
 	r.handle(fakePacket(2, 7))
 	s := r.e.Stats()
 	if s.Events != 1 || s.WrongPT != 1 || s.Malformed != 2 || s.PacketsIn != 2 || s.BytesIn != 4 {

@@ -165,6 +165,10 @@ func (p *Policy) Authorize(user, e164 string) error {
 	return &PolicyError{Cause: CauseForbidden, Reason: fmt.Sprintf("number %s not in allowed destinations", e164)}
 }
 
+// UserAllowed reports whether user matches the policy's user patterns: who
+// may use the gateway at all (ghosts join rooms only for them).
+func (p *Policy) UserAllowed(user string) bool { return p.userAllowed(user) }
+
 func (p *Policy) userAllowed(user string) bool {
 	if user == "" {
 		return false

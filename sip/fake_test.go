@@ -144,6 +144,9 @@ type fakeTrunk struct {
 	dialogs chan *sipgo.DialogServerSession
 	handle  inviteHandler
 	stop    chan struct{}
+	// handlers counts running INVITE handlers; cleanup waits for them so
+	// that none reports after its test has ended.
+	handlers sync.WaitGroup
 }
 
 func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
@@ -179,6 +182,8 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 		stop:    make(chan struct{}),
 	}
 	srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		ft.handlers.Add(1)
+		defer ft.handlers.Done()
 		ft.invites <- req.Clone()
 		tx.OnCancel(func(r *sipgosip.Request) { ft.cancels <- r.Clone() })
 		d, err := ft.dc.ReadInvite(req, tx)
@@ -205,6 +210,7 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 	go func() { defer wg.Done(); _ = srv.ServeTCP(ln) }()
 	t.Cleanup(func() {
 		close(ft.stop)
+		ft.handlers.Wait()
 		_ = pc.Close()
 		_ = ln.Close()
 		_ = ua.Close()

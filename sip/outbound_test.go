@@ -598,6 +598,7 @@ func TestUAListenAllAddresses(t *testing.T) {
 	if src := inv.Source(); !strings.HasSuffix(src, ":"+itoa(int(u.ListenAddr().Port()))) {
 		t.Errorf("INVITE sent from %s, not the listening port %d", src, u.ListenAddr().Port())
 	}
+	recv(t, ft.acks, "ACK")
 	leg.Hangup(context.Background(), signalling.CauseNormal)
 	recv(t, ft.byes, "BYE")
 	waitDone(t, leg)

@@ -229,7 +229,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		GhostUserID:      cfg.GhostUserID,
 		NumberFromUserID: cfg.NumberFromGhost,
 		GhostDisplayName: cfg.GhostDisplayname,
-		MayUseGateway:    func(u id.UserID) bool { return cfg.UserAllowed(string(u)) },
+		MayUseGateway:    func(u id.UserID) bool { return policy.UserAllowed(string(u)) },
 		CallerID:         func(u id.UserID) string { return cfg.CallerIDFor(string(u)) },
 		BotDisplayName:   cfg.AppService.BotDisplayname,
 	})
