@@ -151,7 +151,8 @@ func (l *Leg) Answer(ctx context.Context) error {
 	return errors.New("sip: an outbound leg cannot answer")
 }
 
-// Audio returns the RTP endpoint once the far side answered, else nil.
+// Audio returns the RTP endpoint once media runs (after the answer, or
+// after EventProgress for early media), else nil; nil again once the leg ended.
 func (l *Leg) Audio() media.Endpoint {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -253,6 +254,9 @@ func (l *Leg) run() {
 		return
 	}
 	defer func() {
+		l.mu.Lock()
+		l.endpoint = nil
+		l.mu.Unlock()
 		if err := sess.Close(); err != nil {
 			l.log.Warn().Err(err).Msg("closing RTP session")
 		}
@@ -316,6 +320,7 @@ func (l *Leg) run() {
 		l.watch(cancelWait, firstResp, &reason, stopWatch, l.trunk.SetupTimeout-time.Since(start), ringFor-time.Since(start))
 	}()
 
+	var early *Answer // SDP from a provisional response, media already started
 	opts := sipgo.AnswerOptions{
 		Username: l.trunk.Username,
 		Password: l.trunk.Password,
@@ -324,11 +329,25 @@ func (l *Leg) run() {
 				close(firstResp)
 			}
 			l.log.Debug().Int("status", r.StatusCode).Str("reason", r.Reason).Msg("INVITE response")
-			switch r.StatusCode {
-			case 180:
+			if r.StatusCode == 180 {
 				l.post(signalling.Event{Type: signalling.EventRinging})
-			case 183:
-				l.post(signalling.Event{Type: signalling.EventProgress})
+			}
+			if r.StatusCode > 100 && r.StatusCode < 200 && early == nil && len(r.Body()) > 0 {
+				// Early media (RFC 3960 gateway model): ringback or an
+				// announcement from the network.
+				if ans, err := ParseAnswer(r.Body(), codecs); err != nil {
+					l.log.Debug().Err(err).Msg("ignoring SDP in provisional response")
+				} else if err := l.startMedia(sess, ans); err != nil {
+					l.log.Warn().Err(err).Msg("starting early media failed")
+				} else {
+					early = &ans
+					l.post(signalling.Event{Type: signalling.EventProgress})
+				}
+			}
+			if r.StatusCode == 183 && early == nil {
+				// Session progress without usable media: all the call
+				// can be told is that the far side is alerting.
+				l.post(signalling.Event{Type: signalling.EventRinging})
 			}
 			return nil
 		},
@@ -352,7 +371,7 @@ func (l *Leg) run() {
 		l.handleFailure(dlg, err, waitReason(reason.Load()))
 		return
 	}
-	l.established(dlg, sess, codecs)
+	l.established(dlg, sess, codecs, early)
 }
 
 // watch runs the setup and ring timers and turns hangup or shutdown
@@ -458,32 +477,35 @@ func (l *Leg) handleFailure(dlg *sipgo.DialogClientSession, err error, why waitR
 
 // established handles a 2xx: SDP answer, media start, ACK, then waits for
 // the end of the call.
-func (l *Leg) established(dlg *sipgo.DialogClientSession, sess MediaSession, codecs []Codec) {
+func (l *Leg) established(dlg *sipgo.DialogClientSession, sess MediaSession, codecs []Codec, early *Answer) {
 	l.mu.Lock()
 	l.dlg = dlg
 	l.mu.Unlock()
 	l.ua.setDialog(dlg.ID, l)
 
 	ans, perr := ParseAnswer(dlg.InviteResponse.Body(), codecs)
-	if perr != nil {
+	switch {
+	case early != nil && (perr != nil || ans != *early):
+		// Media already runs on the early SDP; the session cannot be
+		// restarted, so keep it (the usual case is an identical answer).
+		if perr == nil {
+			l.log.Warn().Str("early_remote", early.Remote.String()).Str("remote", ans.Remote.String()).
+				Msg("2xx SDP differs from early media SDP; keeping early media parameters")
+		}
+		ans = *early
+	case early != nil:
+	case perr != nil:
 		l.log.Warn().Err(perr).Msg("unusable SDP answer")
 		l.ackAndBye(dlg)
 		l.fail(signalling.CauseIncompatible, "SDP answer: "+perr.Error())
 		return
-	}
-	remote := ans.Remote
-	if !ans.Direction.Receives() {
-		remote = netip.AddrPort{} // the far side wants no audio from us
-	}
-	var dtmfPT uint8
-	if ans.HasDTMF {
-		dtmfPT = ans.DTMFPayload
-	}
-	if err := sess.Start(remote, ans.Codec.Name, ans.Codec.PayloadType, dtmfPT); err != nil {
-		l.log.Error().Err(err).Msg("starting RTP failed")
-		l.ackAndBye(dlg)
-		l.fail(signalling.CauseMediaFailed, "RTP start: "+err.Error())
-		return
+	default:
+		if err := l.startMedia(sess, ans); err != nil {
+			l.log.Error().Err(err).Msg("starting RTP failed")
+			l.ackAndBye(dlg)
+			l.fail(signalling.CauseMediaFailed, "RTP start: "+err.Error())
+			return
+		}
 	}
 	ackCtx, cancel := context.WithTimeout(context.Background(), ackTimeout)
 	err := dlg.Ack(ackCtx)
@@ -495,14 +517,10 @@ func (l *Leg) established(dlg *sipgo.DialogClientSession, sess MediaSession, cod
 		return
 	}
 
-	l.mu.Lock()
-	if l.localHangup {
-		l.mu.Unlock()
+	if l.hangupRequested() {
 		l.bye(dlg)
 		return
 	}
-	l.endpoint = sess.Endpoint()
-	l.mu.Unlock()
 	l.log.Info().Str("codec", ans.Codec.Name).Uint8("pt", ans.Codec.PayloadType).Str("remote_rtp", ans.Remote.String()).
 		Str("direction", ans.Direction.String()).Msg("SIP leg answered")
 	l.post(signalling.Event{Type: signalling.EventAnswered})
@@ -529,6 +547,27 @@ func (l *Leg) established(dlg *sipgo.DialogClientSession, sess MediaSession, cod
 			l.fail(signalling.CauseProtocolError, detail)
 		}
 	}
+}
+
+// startMedia starts the RTP session on the far side's SDP and publishes its
+// endpoint for Audio.
+func (l *Leg) startMedia(sess MediaSession, ans Answer) error {
+	remote := ans.Remote
+	if !ans.Direction.Receives() {
+		remote = netip.AddrPort{} // the far side wants no audio from us
+	}
+	var dtmfPT uint8
+	if ans.HasDTMF {
+		dtmfPT = ans.DTMFPayload
+	}
+	if err := sess.Start(remote, ans.Codec.Name, ans.Codec.PayloadType, dtmfPT); err != nil {
+		return err
+	}
+	ep := sess.Endpoint()
+	l.mu.Lock()
+	l.endpoint = ep
+	l.mu.Unlock()
+	return nil
 }
 
 // ackAndBye acknowledges a 2xx we do not want and ends the dialog.
