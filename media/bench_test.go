@@ -83,6 +83,9 @@ func BenchmarkBridgedCallFrame(b *testing.B) {
 	rWeb, rTrunk := newRTPReceiver(web), newRTPReceiver(trunk)
 	fromWeb := &packetFeed{pt: 111, step: 960, payloads: encodedFrames(b, codecs.Opus, 48000, 440)}
 	fromTrunk := &packetFeed{pt: 0, step: 160, payloads: encodedFrames(b, codecs.PCMU, 8000, 1000)}
+	// Warm up: the first packet makes each receiver's decoder.
+	rWeb.handle(fromWeb.next())
+	rTrunk.handle(fromTrunk.next())
 	b.ReportAllocs()
 	for b.Loop() {
 		rWeb.handle(fromWeb.next())

@@ -20,19 +20,20 @@ type PortAllocator struct {
 	used     map[int]struct{}
 }
 
-// NewPortAllocator returns an allocator for the even ports in min..max
+// NewPortAllocator returns an allocator for the even ports in portMin..portMax
 // (both inclusive); the range must hold at least one port pair.
-func NewPortAllocator(min, max int) (*PortAllocator, error) {
-	if min%2 != 0 {
-		min++
+func NewPortAllocator(portMin, portMax int) (*PortAllocator, error) {
+	lo, hi := portMin, portMax
+	if lo%2 != 0 {
+		lo++
 	}
-	if min < 1024 || max > 65535 || max < min+1 {
-		return nil, fmt.Errorf("media: bad RTP port range %d-%d", min, max)
+	if lo < 1024 || hi > 65535 || hi < lo+1 {
+		return nil, fmt.Errorf("media: bad RTP port range %d-%d", portMin, portMax)
 	}
-	if max%2 == 0 {
-		max-- // the last pair is (max-1, max)
+	if hi%2 == 0 {
+		hi-- // the last pair is (hi-1, hi)
 	}
-	return &PortAllocator{min: min, max: max - 1, next: min, used: make(map[int]struct{})}, nil
+	return &PortAllocator{min: lo, max: hi - 1, next: lo, used: make(map[int]struct{})}, nil
 }
 
 // Size returns how many port pairs the range holds.

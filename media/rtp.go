@@ -1,3 +1,22 @@
+// RTP endpoint: the hot path.
+//
+// Receive (one goroutine per endpoint, rtp_recv.go): ReadPacket into a
+// reused 1500-byte buffer -> parseRTP (no allocation, no pion) -> payload
+// type and SSRC filter -> sequencing: in-order packets are delivered at
+// once; a packet ahead of a gap is copied into one of ReorderWindow hold
+// slots; when the window overflows the gap is declared lost and concealed
+// (PLC, or Opus FEC from the held packet for the last missing frame, at most
+// 100 ms) -> Decoder.Decode straight to the sink's rate -> sink.WritePCM,
+// synchronously, which for a bridge is the far endpoint's writer. No timer
+// runs: a held packet waits for the next arrival, so only audio after a
+// loss or reordering is delayed, by one packet interval per held packet.
+//
+// Send (the caller's goroutine, rtp_send.go): WritePCM copies into a 20 ms
+// frame buffer; each full frame is encoded into a reused packet buffer after
+// the 12-byte header and written with one PacketWriter call.
+//
+// Everything is counted in atomics (RTPStats); nothing logs.
+
 package media
 
 import (
@@ -69,7 +88,7 @@ type RTPStats struct {
 	PacketsOut, BytesOut   uint64 // sent packets and their payload bytes
 	Lost                   uint64 // sequence numbers never received
 	Concealed              uint64 // frames synthesised by concealment
-	FECRecovered           uint64 // frames recovered from in-band FEC
+	FECRecovered           uint64 // frames decoded through the FEC path (libopus falls back to PLC if the next packet has no FEC)
 	Reordered              uint64 // packets that arrived after a later one and were put back in order
 	Duplicates             uint64 // packets received twice, dropped
 	Late                   uint64 // packets arriving after their gap was concealed, dropped

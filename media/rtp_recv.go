@@ -71,18 +71,13 @@ func (r *rtpReceiver) run() {
 }
 
 // handle processes one received packet. pkt is only valid during the call.
+// Packets of every payload type from the locked SSRC go through sequencing,
+// because telephone-event and comfort-noise packets share the stream's
+// sequence numbers (RFC 4733 section 2.1); only media packets are decoded.
 func (r *rtpReceiver) handle(pkt []byte) {
 	h := &r.h
 	if !parseRTP(pkt, h) {
 		r.cnt.malformed.Add(1)
-		return
-	}
-	if h.pt != r.e.pt {
-		if r.e.eventPT != 0 && h.pt == r.e.eventPT {
-			r.cnt.events.Add(1)
-		} else {
-			r.cnt.wrongPT.Add(1)
-		}
 		return
 	}
 	if !r.started {
@@ -196,7 +191,11 @@ func (r *rtpReceiver) skipGap() {
 		}
 	}
 	if r.haveLast {
-		r.conceal(missing, first.buf[first.h.payloadAt:first.h.payloadTo])
+		var next []byte // FEC source: only a media packet carries any
+		if first.h.pt == r.e.pt {
+			next = first.buf[first.h.payloadAt:first.h.payloadTo]
+		}
+		r.conceal(missing, next)
 	}
 	if gap >= 64 {
 		r.history = 0
@@ -207,8 +206,8 @@ func (r *rtpReceiver) skipGap() {
 }
 
 // conceal synthesises missing clock units of audio and pushes it to the
-// sink, using FEC from next (the first packet after the gap) for the last
-// frame when the decoder supports it.
+// sink, using FEC from next (the first media payload after the gap, nil if
+// none) for the last frame when the decoder supports it.
 func (r *rtpReceiver) conceal(missing uint32, next []byte) {
 	s := r.e.sink.Load()
 	if s == nil || !r.ensureDecoder(s.rate) {
@@ -225,7 +224,7 @@ func (r *rtpReceiver) conceal(missing uint32, next []byte) {
 		samples -= n
 		pcm := r.pcm[:n]
 		var err error
-		if samples == 0 && r.fec != nil {
+		if samples == 0 && r.fec != nil && next != nil {
 			_, err = r.fec.DecodeFEC(next, pcm)
 			if err == nil {
 				r.cnt.fec.Add(1)
@@ -248,11 +247,19 @@ func (r *rtpReceiver) conceal(missing uint32, next []byte) {
 
 // deliver decodes an in-sequence packet and pushes it to the sink.
 func (r *rtpReceiver) deliver(pkt []byte, h *rtpHeader) {
+	r.history = r.history<<1 | 1
+	r.next = h.seq + 1
+	if h.pt != r.e.pt {
+		if r.e.eventPT != 0 && h.pt == r.e.eventPT {
+			r.cnt.events.Add(1)
+		} else {
+			r.cnt.wrongPT.Add(1)
+		}
+		return
+	}
 	payload := pkt[h.payloadAt:h.payloadTo]
 	r.cnt.packetsIn.Add(1)
 	r.cnt.bytesIn.Add(uint64(len(payload)))
-	r.history = r.history<<1 | 1
-	r.next = h.seq + 1
 	if r.haveLast && h.seq == r.lastSeq+1 {
 		// Learn the packet duration from consecutive packets.
 		if d := h.ts - r.lastTS; d > 0 && d <= uint32(r.e.codec.ClockRate)/8 {

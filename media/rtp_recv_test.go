@@ -122,16 +122,21 @@ func want(ok bool, s RTPStats) string {
 func TestReceiveFilters(t *testing.T) {
 	r, sink := newTestReceiver(t, 1, false)
 	r.handle(fakePacket(1, 7))
-	r.handle(rtpPacket(101, 2, 320, 7, []byte{1, 0, 0, 160})) // telephone-event
-	r.handle(rtpPacket(13, 2, 320, 7, []byte{0x40}))          // comfort noise
+	// Telephone-event and comfort-noise packets use the stream's sequence
+	// numbers: they are counted, not decoded, and leave no gap.
+	r.handle(rtpPacket(101, 2, 160, 7, []byte{1, 0, 0, 160})) // telephone-event
+	r.handle(rtpPacket(101, 3, 160, 7, []byte{1, 0, 1, 64}))  // telephone-event
+	r.handle(rtpPacket(13, 4, 640, 7, []byte{0x40}))          // comfort noise
 	r.handle([]byte{0x80, 96, 0})                             // short
-	r.handle(append([]byte{0x40}, fakePacket(2, 7)[1:]...))   // version 1
-	r.handle(fakePacket(2, 7))
+	r.handle(append([]byte{0x40}, fakePacket(5, 7)[1:]...))   // version 1
+	r.handle(fakePacket(6, 7))                                // held: 5 is missing
+	r.handle(rtpPacket(101, 5, 800, 7, []byte{1, 0, 0, 160})) // a late event fills it
 	s := r.e.Stats()
-	if s.Events != 1 || s.WrongPT != 1 || s.Malformed != 2 || s.PacketsIn != 2 || s.BytesIn != 4 {
+	if s.Events != 3 || s.WrongPT != 1 || s.Malformed != 2 || s.PacketsIn != 2 || s.BytesIn != 4 ||
+		s.Lost != 0 || s.Concealed != 0 || s.Reordered != 1 {
 		t.Errorf("counters %+v", s)
 	}
-	if got := describe(sink.frames); got != "1 2" {
+	if got := describe(sink.frames); got != "1 6" {
 		t.Errorf("frames %q", got)
 	}
 }

@@ -61,6 +61,15 @@ func (d *Dialer) Trunk() Trunk { return d.trunk }
 // answer or hangup events to p from its own goroutine. Errors here (invalid
 // number, bad trunk, closed UA) mean no leg was created; ErrorCause maps them.
 func (d *Dialer) Dial(ctx context.Context, req signalling.DialRequest, p signalling.Poster) (signalling.Leg, error) {
+	l, err := d.dial(req, p)
+	if err != nil {
+		// Carry the cause so the call core (signalling.CauseOf) maps it.
+		return nil, signalling.NewCauseError(ErrorCause(err), "sip: dial "+d.trunk.Name, err)
+	}
+	return l, nil
+}
+
+func (d *Dialer) dial(req signalling.DialRequest, p signalling.Poster) (*Leg, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
@@ -103,7 +112,7 @@ func ErrorCause(err error) signalling.Cause {
 	case errors.Is(err, ErrClosed):
 		return signalling.CauseShutdown
 	case errors.As(err, &se):
-		return se.Cause()
+		return se.HangupCause()
 	}
 	return signalling.CauseUnknown
 }
@@ -271,7 +280,10 @@ func (l *Leg) run() {
 		PTime:       DefaultPTime,
 	}
 	offer.SessionVersion = offer.SessionID
-	l.localSDP = offer.Marshal()
+	body := offer.Marshal()
+	l.mu.Lock()
+	l.localSDP = body
+	l.mu.Unlock()
 
 	if l.hangupRequested() {
 		return
@@ -281,7 +293,7 @@ func (l *Leg) run() {
 		return
 	}
 
-	invite := l.buildInvite(l.localSDP)
+	invite := l.buildInvite(body)
 	dua := l.ua.dialogs[l.trunk.Transport]
 	start := time.Now()
 

@@ -603,3 +603,48 @@ func TestUAListenAllAddresses(t *testing.T) {
 	recv(t, ft.byes, "BYE")
 	waitDone(t, leg)
 }
+
+func TestOutboundEarlyMedia(t *testing.T) {
+	for _, final := range []int{200, 486} {
+		t.Run(itoa(final), func(t *testing.T) {
+			ft := newFakeTrunk(t, func(ft *fakeTrunk, d *sipgo.DialogServerSession, req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+				ct := sipgosip.ContentTypeHeader("application/sdp")
+				_ = d.Respond(183, "Session Progress", []byte(answerSDP), &ct)
+				time.Sleep(50 * time.Millisecond)
+				if final == 200 {
+					_ = d.RespondSDP([]byte(answerSDP))
+					ft.waitStop(tx)
+					return
+				}
+				_ = d.Respond(final, "Busy Here", nil)
+			})
+			u := newTestUA(t)
+			fm := &fakeMedia{}
+			rec := newRecorder()
+			leg, err := u.Dialer(testTrunk(ft.port, "udp"), fm).Dial(context.Background(), testRequest(), rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.expect(t, signalling.EventProgress, evWait)
+			if leg.Audio() == nil {
+				t.Error("Audio() nil after EventProgress")
+			}
+			if st := <-fm.last().started; st.codec != "PCMA" || st.remote.Port() != 40000 {
+				t.Errorf("early media started with %+v", st)
+			}
+			if final == 200 {
+				rec.expect(t, signalling.EventAnswered, evWait)
+				if len(fm.last().started) != 0 {
+					t.Error("media started twice")
+				}
+				leg.Hangup(context.Background(), signalling.CauseNormal)
+			} else if ev := rec.expect(t, signalling.EventHangup, evWait); ev.Cause != signalling.CauseBusy {
+				t.Errorf("cause %s", ev.Cause)
+			}
+			waitDone(t, leg)
+			if leg.Audio() != nil || !fm.allClosed() {
+				t.Error("media not released after the leg ended")
+			}
+		})
+	}
+}

@@ -115,7 +115,7 @@ func (e *SDPError) Error() string {
 func (e *SDPError) Unwrap() error { return e.Kind }
 
 // Cause maps every SDP problem to signalling.CauseIncompatible (SIP 488).
-func (e *SDPError) Cause() signalling.Cause { return signalling.CauseIncompatible }
+func (e *SDPError) HangupCause() signalling.Cause { return signalling.CauseIncompatible }
 
 func sdpErr(kind error, format string, args ...any) *SDPError {
 	return &SDPError{Kind: kind, Detail: fmt.Sprintf(format, args...)}

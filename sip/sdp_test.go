@@ -136,7 +136,7 @@ func TestParseAnswerErrors(t *testing.T) {
 				t.Fatalf("err %v, want %v", err, tc.kind)
 			}
 			var se *SDPError
-			if !errors.As(err, &se) || se.Cause() != signalling.CauseIncompatible || ErrorCause(err) != signalling.CauseIncompatible {
+			if !errors.As(err, &se) || se.HangupCause() != signalling.CauseIncompatible || ErrorCause(err) != signalling.CauseIncompatible {
 				t.Errorf("%v does not map to CauseIncompatible", err)
 			}
 		})

@@ -46,6 +46,8 @@ type e2e struct {
 	ringing *testpeers.Baresip
 	alice   *matrixclient.Client
 	bob     *matrixclient.Client
+	carolID string
+	carolTk string
 	logPath string
 	proc    *gwProc
 }
@@ -88,7 +90,7 @@ appservice:
 phone:
   default_country_code: "1"
 authorization:
-  users: ["@alice:localhost"]
+  users: ["@alice:localhost", "@carol:localhost"]
   numbers: ["+1*"]
   deny_numbers: ["+1900*"]
   max_calls_per_user: 3
@@ -135,6 +137,7 @@ logging:
 	}
 	e.alice = e.login("alice")
 	e.bob = e.login("bob")
+	e.carolID, e.carolTk = e.hs.RegisterUser(t, "carol", "carol-password")
 	return e
 }
 
@@ -284,6 +287,55 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("browser client: Element-style dial pad call with matrix-js-sdk in Chromium", func(t *testing.T) {
+		b := testpeers.StartBrowser(t, testpeers.BrowserOptions{
+			Homeserver: e.hs.URL, UserID: e.carolID, AccessToken: e.carolTk,
+			Number: numAnswer, Timeout: 90 * time.Second, Freqs: []float64{userToneHz, phoneToneHz},
+		})
+		ctx := ctxT(t, 60*time.Second)
+		if _, err := b.WaitEvent(ctx, "lookup"); err != nil {
+			t.Fatalf("dial pad lookup: %v", err)
+		}
+		if _, err := b.WaitEvent(ctx, "joined"); err != nil {
+			t.Fatalf("the ghost did not join the DM: %v", err)
+		}
+		st, err := b.WaitEvent(ctx, "state")
+		for err == nil && st.State != "connected" {
+			st, err = b.WaitEvent(ctx, "state")
+		}
+		if err != nil {
+			t.Fatalf("the browser call never connected: %v", err)
+		}
+		// The phone's tone must reach the browser: wait for audio reports that show it.
+		heard := 0
+		for heard < 2 {
+			ev, err := b.WaitEvent(ctx, "audio")
+			if err != nil {
+				t.Fatalf("the browser did not hear the phone's %v Hz tone: %v", phoneToneHz, err)
+			}
+			if ev.Tone(phoneToneHz) >= 0.5 {
+				heard++
+			}
+		}
+		if err := b.Hangup(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.answer.WaitEvent(ctxT(t, 15*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatalf("the phone got no BYE after the browser hung up: %v", err)
+		}
+		pcm, rate, err := e.answer.LastRecording()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm = pcm[len(pcm)/4 : 3*len(pcm)/4]
+		lvl := media.Goertzel(pcm, rate, userToneHz)
+		t.Logf("phone heard the browser's %v Hz at level %.3f", userToneHz, lvl)
+		if lvl < 0.5 {
+			t.Errorf("the browser's %v Hz tone did not reach the phone (level %.3f)", userToneHz, lvl)
+		}
+		waitNoCalls(t, e)
+	})
+
 	t.Run("phone hangs up", func(t *testing.T) {
 		ghost, room := e.dmWith(e.alice, numAnswer)
 		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
@@ -311,8 +363,8 @@ func TestE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitClosed(t, call.Ended(), 15*time.Second, "m.call.hangup for a busy phone")
-		if r := call.HangupReason(); r != "user_busy" {
-			t.Errorf("hangup reason %q, want user_busy", r)
+		if r := call.HangupReason(); r != "reject:user_busy" {
+			t.Errorf("end reason %q, want reject:user_busy", r)
 		}
 		select {
 		case <-call.Answered():
@@ -349,8 +401,8 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("the phone did not ring: %v", err)
 		}
 		waitClosed(t, call.Ended(), 10*time.Second, "m.call.hangup at the end of the invite lifetime")
-		if r := call.HangupReason(); r != "invite_timeout" {
-			t.Errorf("hangup reason %q, want invite_timeout", r)
+		if r := call.HangupReason(); r != "reject:invite_timeout" {
+			t.Errorf("end reason %q, want reject:invite_timeout", r)
 		}
 		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
 			t.Fatalf("the phone kept ringing (no CANCEL): %v", err)
@@ -365,8 +417,8 @@ func TestE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitClosed(t, call.Ended(), 15*time.Second, "m.call.hangup for an unreachable trunk")
-		if r := call.HangupReason(); r != "unknown_error" {
-			t.Errorf("hangup reason %q, want unknown_error", r)
+		if r := call.HangupReason(); r != "reject:unknown_error" {
+			t.Errorf("end reason %q, want reject:unknown_error", r)
 		}
 		t.Logf("unreachable trunk reported after %v (setup_timeout 2s)", time.Since(start).Round(100*time.Millisecond))
 		waitNoCalls(t, e)
@@ -443,9 +495,9 @@ func TestE2E(t *testing.T) {
 		}
 		for _, callID := range []string{"bad1", "bad2"} {
 			if _, err := e.alice.WaitEvent(ctx, func(ev *event.Event) bool {
-				return ev.RoomID == room && ev.Type.Type == "m.call.hangup" && strings.Contains(string(ev.Content.VeryRaw), `"`+callID+`"`)
+				return ev.RoomID == room && ev.Type.Type == "m.call.reject" && strings.Contains(string(ev.Content.VeryRaw), `"`+callID+`"`)
 			}); err != nil {
-				t.Errorf("no m.call.hangup for malformed invite %s: %v", callID, err)
+				t.Errorf("no m.call.reject for malformed invite %s: %v", callID, err)
 			}
 		}
 		// Events for calls that do not exist change nothing.

@@ -333,7 +333,7 @@ func (call *Call) watch() {
 			call.end(v.ReasonOrDefault())
 			return
 		case *gwmatrix.Reject:
-			call.end("rejected")
+			call.end("reject:" + v.Reason)
 			return
 		}
 	}
@@ -427,7 +427,8 @@ func (call *Call) Answered() <-chan struct{} { return call.answered }
 // Ended is closed when the callee hung up or rejected.
 func (call *Call) Ended() <-chan struct{} { return call.ended }
 
-// HangupReason is the callee's m.call.hangup reason, once Ended.
+// HangupReason is the reason of the callee's m.call.hangup, or of its
+// m.call.reject prefixed with "reject:", once Ended.
 func (call *Call) HangupReason() string {
 	call.mu.Lock()
 	defer call.mu.Unlock()
@@ -453,4 +454,3 @@ func (call *Call) ICEState() webrtc.ICEConnectionState { return call.pc.ICEConne
 
 // CallID returns the Matrix call_id.
 func (call *Call) CallID() string { return call.callID }
-

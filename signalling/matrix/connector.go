@@ -330,7 +330,7 @@ func (c *Connector) refuseMalformedInvite(evt *event.Event, perr error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		intent := c.as.Intent(ghosts[0])
-		_ = c.send(ctx, intent, evt.RoomID, &Hangup{Common: Common{CallID: loose.CallID, PartyID: c.partyID, Version: Version1}, Reason: reason})
+		_ = c.send(ctx, intent, evt.RoomID, &Reject{Common: Common{CallID: loose.CallID, PartyID: c.partyID, Version: Version1}, Reason: reason})
 		_, _ = intent.SendNotice(ctx, evt.RoomID, text)
 	}()
 }

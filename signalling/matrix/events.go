@@ -244,6 +244,11 @@ type SelectAnswer struct {
 // Reject is m.call.reject: a callee declines an invite.
 type Reject struct {
 	Common
+	// Reason is not in the spec's m.call.reject, but matrix-js-sdk reads it
+	// (as it does on m.call.hangup) and ends the call with it; it is the only
+	// way to tell a js-sdk caller "user_busy" before answer, because js-sdk
+	// ignores an m.call.hangup from a callee it has not selected yet.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Negotiate is m.call.negotiate: an SDP renegotiation (hold, ICE restart).

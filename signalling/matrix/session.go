@@ -249,8 +249,8 @@ func (s *session) refuse(ctx context.Context, cause signalling.Cause, text strin
 	if s.intent == nil {
 		return
 	}
-	if err := s.c.send(ctx, s.intent, s.key.room, s.hangupContent(cause)); err != nil {
-		s.log.Warn().Err(err).Msg("sending m.call.hangup failed")
+	if err := s.c.send(ctx, s.intent, s.key.room, s.endContent(cause)); err != nil {
+		s.log.Warn().Err(err).Msg("sending m.call.reject failed")
 	}
 	if text != "" {
 		if _, err := s.intent.SendNotice(ctx, s.key.room, text); err != nil {
@@ -259,7 +259,16 @@ func (s *session) refuse(ctx context.Context, cause signalling.Cause, text strin
 	}
 }
 
-func (s *session) hangupContent(cause signalling.Cause) *Hangup {
+// endContent is how the ghost ends the call: m.call.reject before it has
+// answered (spec v1: a callee declines with reject), m.call.hangup after.
+// Both carry the cause's Matrix reason.
+func (s *session) endContent(cause signalling.Cause) Content {
+	s.mu.Lock()
+	answered := s.answered
+	s.mu.Unlock()
+	if !answered {
+		return &Reject{Common: s.common(), Reason: cause.MatrixReason()}
+	}
 	return &Hangup{Common: s.common(), Reason: cause.MatrixReason()}
 }
 
@@ -382,8 +391,8 @@ func (s *session) Hangup(ctx context.Context, cause signalling.Cause) {
 	peer, audio := s.peer, s.audio
 	s.mu.Unlock()
 	if sendHangup && s.intent != nil {
-		if err := s.c.send(ctx, s.intent, s.key.room, s.hangupContent(cause)); err != nil {
-			s.log.Warn().Err(err).Msg("sending m.call.hangup failed")
+		if err := s.c.send(ctx, s.intent, s.key.room, s.endContent(cause)); err != nil {
+			s.log.Warn().Err(err).Msg("ending the Matrix call failed")
 		}
 	}
 	if audio != nil {
