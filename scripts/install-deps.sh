@@ -47,4 +47,7 @@ else
 fi
 (cd "$js" && node build.mjs)
 
+# Go modules of the gateway, so the tests (which run without network, see the Makefile) find them.
+(cd "$root" && go mod download)
+
 "$root/scripts/build-dendrite.sh"

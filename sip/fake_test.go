@@ -195,10 +195,14 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 		ft.handle(ft, d, req, tx)
 	})
 	srv.OnAck(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		ft.handlers.Add(1)
+		defer ft.handlers.Done()
 		ft.acks <- req.Clone()
 		_ = ft.dc.ReadAck(req, tx)
 	})
 	srv.OnBye(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
+		ft.handlers.Add(1)
+		defer ft.handlers.Done()
 		ft.byes <- req.Clone()
 		if err := ft.dc.ReadBye(req, tx); err != nil {
 			_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "No Dialog", nil))
@@ -210,11 +214,11 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 	go func() { defer wg.Done(); _ = srv.ServeTCP(ln) }()
 	t.Cleanup(func() {
 		close(ft.stop)
-		ft.handlers.Wait()
 		_ = pc.Close()
 		_ = ln.Close()
 		_ = ua.Close()
 		wg.Wait()
+		ft.handlers.Wait()
 	})
 	return ft
 }
