@@ -60,6 +60,8 @@ type Call struct {
 	state    atomic.Int32
 	started  time.Time
 	answered time.Time
+	ended    time.Time
+	dir      Direction
 
 	// Owned by the event loop.
 	in, out  Leg
@@ -182,6 +184,7 @@ func (c *Call) handle(ev Event) bool {
 			return true
 		}
 		c.bridged = true
+		c.mgr.rec.CallAnswered(c.record())
 		c.log.Info().Int("rate", rate).Str("a", a.String()).Str("b", b.String()).
 			Dur("setup", c.answered.Sub(c.started)).Msg("call answered and bridged")
 		c.mgr.metrics.answered()
@@ -217,6 +220,10 @@ func (c *Call) end(from Leg, cause Cause, detail string) {
 			// The leg that ended by itself still releases its resources.
 			from.Hangup(ctx, cause)
 		}
+		c.ended = time.Now()
+		rec := c.record()
+		rec.Detail = detail
+		c.mgr.rec.CallEnded(rec)
 		c.cancel(ErrCallEnded)
 		if c.release != nil {
 			c.release()
@@ -228,4 +235,19 @@ func (c *Call) end(from Leg, cause Cause, detail string) {
 		ev.Msg("call ended")
 		c.mgr.metrics.ended(cause)
 	})
+}
+
+// record builds the call's record as it stands, with what the legs add.
+func (c *Call) record() CallRecord {
+	r := CallRecord{
+		ID: c.ID, Direction: c.dir, From: c.From, To: c.To,
+		Started: c.started, Answered: c.answered, Ended: c.ended,
+		Cause: c.endCause, EndedBy: c.endLeg,
+	}
+	for _, l := range []Leg{c.in, c.out} {
+		if d, ok := l.(Describer); ok && l != nil {
+			d.Describe(&r)
+		}
+	}
+	return r
 }

@@ -66,6 +66,7 @@ type ManagerConfig struct {
 	Authorizer Authorizer // required: who may call what
 	Router     Router     // required: which dialer carries a call
 	Metrics    *Metrics   // optional
+	Recorder   Recorder   // optional: call records
 }
 
 // Manager creates calls, keeps track of the live ones and drains them on
@@ -75,6 +76,7 @@ type Manager struct {
 	auth    Authorizer
 	router  Router
 	metrics *Metrics
+	rec     Recorder
 
 	draining atomic.Bool
 	mu       sync.Mutex
@@ -90,11 +92,15 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	if cfg.Recorder == nil {
+		cfg.Recorder = nopRecorder{}
+	}
 	return &Manager{
 		log:     cfg.Log,
 		auth:    cfg.Authorizer,
 		router:  cfg.Router,
 		metrics: cfg.Metrics,
+		rec:     cfg.Recorder,
 		calls:   make(map[CallID]*Call),
 	}, nil
 }
@@ -104,6 +110,8 @@ type OriginateRequest struct {
 	From     Party     // the caller; From.MatrixUser is checked against the policy
 	To       Party     // the destination; To.Number is E.164
 	Deadline time.Time // the caller's own give-up time (Matrix invite lifetime)
+	// Direction is recorded in the call record; default DirectionToPhone.
+	Direction Direction
 	// NewInbound makes the inbound leg for the call once it is authorised.
 	// The leg posts its events to the call.
 	NewInbound func(c *Call) (Leg, error)
@@ -153,6 +161,10 @@ func (m *Manager) Originate(ctx context.Context, req OriginateRequest) (*Call, e
 		release:  release,
 		started:  time.Now(),
 		deadline: req.Deadline,
+		dir:      req.Direction,
+	}
+	if c.dir == "" {
+		c.dir = DirectionToPhone
 	}
 	in, err := req.NewInbound(c)
 	if err != nil {
@@ -172,12 +184,14 @@ func (m *Manager) Originate(ctx context.Context, req OriginateRequest) (*Call, e
 			cause = CauseUnreachable
 		}
 		c.log.Warn().Err(err).Msg("dialling failed")
+		c.mgr.rec.CallStarted(c.record())
 		c.end(nil, cause, err.Error())
 		close(c.done)
 		m.forget(c)
 		return nil, err
 	}
 	c.out = out
+	c.mgr.rec.CallStarted(c.record())
 	go c.run()
 	return c, nil
 }
