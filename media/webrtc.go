@@ -92,6 +92,72 @@ var ErrNoAudio = errors.New("media: the offer has no usable Opus audio")
 // return) the answer; gathering starts at once. onState receives ICE
 // connection state changes.
 func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (*Peer, error) {
+	p, err := w.newPeer(onState)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Peer, error) {
+		_ = p.pc.Close()
+		return nil, err
+	}
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(fmt.Errorf("media: bad offer: %w", err))
+	}
+	hasAudio := false
+	for _, tr := range p.pc.GetTransceivers() {
+		hasAudio = hasAudio || tr.Kind() == webrtc.RTPCodecTypeAudio
+	}
+	if !hasAudio {
+		return fail(ErrNoAudio)
+	}
+	// AddTrack after the remote offer reuses the offer's audio transceiver.
+	sender, err := p.pc.AddTrack(p.local)
+	if err != nil {
+		return fail(fmt.Errorf("media: attach track: %w", err))
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrNoAudio, err))
+	}
+	if err := p.startLocal(ans, sender); err != nil {
+		return fail(err)
+	}
+	return p, nil
+}
+
+// Offer makes a peer that offers one Opus audio track (sendrecv); gathering
+// starts at once. The offer SDP comes from LocalDescription; the answer is
+// applied with SetAnswer.
+func (w *WebRTC) Offer(onState func(webrtc.ICEConnectionState)) (*Peer, error) {
+	p, err := w.newPeer(onState)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := p.pc.AddTrack(p.local)
+	if err == nil {
+		var offer webrtc.SessionDescription
+		if offer, err = p.pc.CreateOffer(nil); err == nil {
+			err = p.startLocal(offer, sender)
+		}
+	}
+	if err != nil {
+		_ = p.pc.Close()
+		return nil, fmt.Errorf("media: offer: %w", err)
+	}
+	return p, nil
+}
+
+// SetAnswer applies the remote answer to a peer made by Offer.
+func (p *Peer) SetAnswer(sdp string) error {
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		return fmt.Errorf("media: bad answer: %w", err)
+	}
+	return nil
+}
+
+// newPeer makes a peer connection with one local Opus track (not yet
+// attached) and the handlers every peer needs.
+func (w *WebRTC) newPeer(onState func(webrtc.ICEConnectionState)) (*Peer, error) {
 	pc, err := w.api.NewPeerConnection(webrtc.Configuration{
 		ICEServers:   w.cfg.ICEServers,
 		BundlePolicy: webrtc.BundlePolicyMaxBundle,
@@ -100,53 +166,32 @@ func (w *WebRTC) Answer(offer string, onState func(webrtc.ICEConnectionState)) (
 		return nil, fmt.Errorf("media: new peer connection: %w", err)
 	}
 	p := &Peer{pc: pc, track: make(chan *webrtc.TrackRemote, 1), closed: make(chan struct{}), timeout: w.cfg.ICEGatherTimeout}
-	fail := func(err error) (*Peer, error) {
-		_ = pc.Close()
-		return nil, err
-	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if t.Kind() != webrtc.RTPCodecTypeAudio {
-			return
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			p.trackOnce.Do(func() { p.track <- t })
 		}
-		p.trackOnce.Do(func() { p.track <- t })
 	})
 	if onState != nil {
 		pc.OnICEConnectionStateChange(onState)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return fail(fmt.Errorf("media: bad offer: %w", err))
-	}
-	hasAudio := false
-	for _, tr := range pc.GetTransceivers() {
-		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			hasAudio = true
-			break
-		}
-	}
-	if !hasAudio {
-		return fail(ErrNoAudio)
 	}
 	p.local, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
 		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 	}, "audio", WebRTCStreamID)
 	if err != nil {
-		return fail(err)
+		_ = pc.Close()
+		return nil, err
 	}
-	// AddTrack after the remote offer reuses the offer's audio transceiver.
-	sender, err := pc.AddTrack(p.local)
-	if err != nil {
-		return fail(fmt.Errorf("media: attach track: %w", err))
-	}
-	ans, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrNoAudio, err))
-	}
-	p.gather = webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(ans); err != nil {
-		return fail(fmt.Errorf("media: set local description: %w", err))
+	return p, nil
+}
+
+// startLocal sets the local description and starts gathering and RTCP reading.
+func (p *Peer) startLocal(desc webrtc.SessionDescription, sender *webrtc.RTPSender) error {
+	p.gather = webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(desc); err != nil {
+		return fmt.Errorf("media: set local description: %w", err)
 	}
 	go p.drainRTCP(sender)
-	return p, nil
+	return nil
 }
 
 // drainRTCP reads RTCP for the sender so the interceptors process it.

@@ -47,6 +47,9 @@ type Config struct {
 	CallerID func(userID id.UserID) string
 	// BotDisplayName is the bot's display name.
 	BotDisplayName string
+	// Rooms remembers DM rooms for calls to Matrix users; nil keeps them in
+	// memory only.
+	Rooms RoomStore
 }
 
 // Connector is the Matrix side of the gateway: it consumes appservice
@@ -59,9 +62,12 @@ type Connector struct {
 	as      *appservice.AppService
 	partyID PartyID
 
+	rooms RoomStore
+
 	mu       sync.Mutex
-	sessions map[sessionKey]*session
+	sessions map[sessionKey]callHandler
 	ghosts   map[id.RoomID]map[id.UserID]bool // ghosts joined per room
+	joins    map[joinKey][]chan struct{}      // waiting for a user to join a room
 	seen     *eventIDSet
 
 	stop chan struct{}
@@ -72,6 +78,19 @@ type Connector struct {
 type sessionKey struct {
 	room id.RoomID
 	call CallID
+}
+
+type joinKey struct {
+	room id.RoomID
+	user id.UserID
+}
+
+// callHandler is one Matrix call the connector routes events to: a session
+// (the ghost is called) or an outCall (the ghost calls).
+type callHandler interface {
+	push(inbound)
+	// peerUser is the only Matrix user whose events belong to the call.
+	peerUser() id.UserID
 }
 
 // New makes the connector. Start it with Start.
@@ -89,6 +108,9 @@ func New(cfg Config) (*Connector, error) {
 	if err := errors.Join(problems...); err != nil {
 		return nil, err
 	}
+	if cfg.Rooms == nil {
+		cfg.Rooms = &memoryRooms{}
+	}
 	if cfg.CallerID == nil {
 		cfg.CallerID = func(id.UserID) string { return "" }
 	}
@@ -100,7 +122,9 @@ func New(cfg Config) (*Connector, error) {
 		log:      cfg.Log.With().Str("leg", "matrix").Logger(),
 		as:       cfg.AS,
 		partyID:  PartyID("gw" + string(signalling.NewCallID())[3:]),
-		sessions: make(map[sessionKey]*session),
+		rooms:    cfg.Rooms,
+		sessions: make(map[sessionKey]callHandler),
+		joins:    make(map[joinKey][]chan struct{}),
 		ghosts:   make(map[id.RoomID]map[id.UserID]bool),
 		seen:     newEventIDSet(1024),
 		stop:     make(chan struct{}),
@@ -193,6 +217,8 @@ func (c *Connector) handleMember(evt *event.Event) {
 	case c.isOurs(target) && (content.Membership == event.MembershipLeave || content.Membership == event.MembershipBan):
 		c.setGhost(evt.RoomID, target, false)
 		c.endRoomCalls(evt.RoomID, "", "the phone user left the room")
+	case content.Membership == event.MembershipJoin:
+		c.notifyJoin(evt.RoomID, target)
 	case content.Membership == event.MembershipLeave || content.Membership == event.MembershipBan:
 		// A party leaving the room is a hangup (spec).
 		c.endRoomCalls(evt.RoomID, target, "the caller left the room")
@@ -289,23 +315,24 @@ func (c *Connector) handleCallEvent(evt *event.Event) {
 	}
 	key := sessionKey{room: evt.RoomID, call: content.Call().CallID}
 	c.mu.Lock()
-	s := c.sessions[key]
-	if s == nil && evt.Type.Type == EventInvite {
-		s = newSession(c, key, evt.Sender)
+	h := c.sessions[key]
+	if h == nil && evt.Type.Type == EventInvite {
+		s := newSession(c, key, evt.Sender)
+		h = s
 		c.sessions[key] = s
 		c.wg.Add(1)
 		go func() { defer c.wg.Done(); s.run() }()
 	}
 	c.mu.Unlock()
-	if s == nil {
+	if h == nil {
 		log.Debug().Str("call_id", string(key.call)).Msg("event for an unknown call ignored")
 		return
 	}
-	if s.caller != evt.Sender {
+	if h.peerUser() != evt.Sender {
 		log.Warn().Msg("call event from a user other than the caller ignored")
 		return
 	}
-	s.push(inbound{evt: evt, content: content})
+	h.push(inbound{evt: evt, content: content})
 }
 
 // refuseMalformedInvite answers an invite we could not parse with a hangup,
@@ -338,24 +365,75 @@ func (c *Connector) refuseMalformedInvite(evt *event.Event, perr error) {
 // endRoomCalls hangs up the calls in a room, all of them or those of one caller.
 func (c *Connector) endRoomCalls(room id.RoomID, caller id.UserID, why string) {
 	c.mu.Lock()
-	var list []*session
-	for k, s := range c.sessions {
-		if k.room == room && (caller == "" || s.caller == caller) {
-			list = append(list, s)
+	var list []callHandler
+	for k, h := range c.sessions {
+		if k.room == room && (caller == "" || h.peerUser() == caller) {
+			list = append(list, h)
 		}
 	}
 	c.mu.Unlock()
-	for _, s := range list {
-		s.push(inbound{leave: why})
+	for _, h := range list {
+		h.push(inbound{leave: why})
 	}
 }
 
-func (c *Connector) forget(s *session) {
+// register routes the events of a call the gateway places; false if the
+// key is taken.
+func (c *Connector) register(key sessionKey, h callHandler) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sessions[s.key] == s {
-		delete(c.sessions, s.key)
+	if _, taken := c.sessions[key]; taken {
+		return false
 	}
+	c.sessions[key] = h
+	return true
+}
+
+// forgetKey stops routing a call's events, if h still owns the key.
+func (c *Connector) forgetKey(key sessionKey, h callHandler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[key] == h {
+		delete(c.sessions, key)
+	}
+}
+
+// joinWaiter returns a channel closed when user joins room.
+func (c *Connector) joinWaiter(room id.RoomID, user id.UserID) chan struct{} {
+	ch := make(chan struct{})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := joinKey{room, user}
+	c.joins[k] = append(c.joins[k], ch)
+	return ch
+}
+
+func (c *Connector) dropJoinWaiter(room id.RoomID, user id.UserID, ch chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := joinKey{room, user}
+	list := c.joins[k]
+	for i, x := range list {
+		if x == ch {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(c.joins, k)
+	} else {
+		c.joins[k] = list
+	}
+}
+
+func (c *Connector) notifyJoin(room id.RoomID, user id.UserID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := joinKey{room, user}
+	for _, ch := range c.joins[k] {
+		close(ch)
+	}
+	delete(c.joins, k)
 }
 
 // send marshals a call event and sends it as intent.

@@ -50,10 +50,24 @@ type session struct {
 	answered    bool
 	ended       bool // m.call.hangup sent or received; nothing more is sent
 	closed      bool
+	reason      string // Matrix reason sent or received at the end
 	doneOnce    sync.Once
 }
 
-var _ signalling.Leg = (*session)(nil)
+var (
+	_ signalling.Leg       = (*session)(nil)
+	_ signalling.Describer = (*session)(nil)
+)
+
+func (s *session) peerUser() id.UserID { return s.caller }
+
+// Describe implements signalling.Describer.
+func (s *session) Describe(r *signalling.CallRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.MatrixRoom, r.MatrixCallID, r.MatrixReason = string(s.key.room), string(s.key.call), s.reason
+	describeAudio(r, s.audio)
+}
 
 func newSession(c *Connector, key sessionKey, caller id.UserID) *session {
 	return &session{
@@ -80,7 +94,7 @@ func (s *session) push(in inbound) {
 func (s *session) finish() {
 	s.doneOnce.Do(func() {
 		close(s.done)
-		s.c.forget(s)
+		s.c.forgetKey(s.key, s)
 	})
 }
 
@@ -134,6 +148,7 @@ func (s *session) handle(in inbound) bool {
 	case *Hangup:
 		s.mu.Lock()
 		s.ended = true
+		s.reason = v.ReasonOrDefault()
 		answered := s.answered
 		s.mu.Unlock()
 		s.remoteHangup(signalling.CauseFromMatrix(v.Reason, answered), "m.call.hangup "+v.ReasonOrDefault())
@@ -265,6 +280,7 @@ func (s *session) refuse(ctx context.Context, cause signalling.Cause, text strin
 func (s *session) endContent(cause signalling.Cause) Content {
 	s.mu.Lock()
 	answered := s.answered
+	s.reason = cause.MatrixReason()
 	s.mu.Unlock()
 	if !answered {
 		return &Reject{Common: s.common(), Reason: cause.MatrixReason()}

@@ -1,0 +1,549 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gateway/gateway/media"
+	"github.com/matrix-gateway/gateway/signalling"
+)
+
+// RoomStore remembers the DM room of each (ghost, Matrix user) pair, so a
+// phone calling the same user again rings in the same room, across restarts.
+type RoomStore interface {
+	DMRoom(ctx context.Context, ghost, user string) (roomID string, ok bool, err error)
+	SetDMRoom(ctx context.Context, ghost, user, roomID string) error
+}
+
+// memoryRooms is the RoomStore used when none is configured.
+type memoryRooms struct {
+	mu sync.Mutex
+	m  map[[2]string]string
+}
+
+func (r *memoryRooms) DMRoom(_ context.Context, ghost, user string) (string, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	room, ok := r.m[[2]string{ghost, user}]
+	return room, ok, nil
+}
+
+func (r *memoryRooms) SetDMRoom(_ context.Context, ghost, user, room string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[[2]string]string)
+	}
+	r.m[[2]string{ghost, user}] = room
+	return nil
+}
+
+// DefaultRingLifetime is the m.call.invite lifetime of calls to Matrix users.
+const DefaultRingLifetime = 60 * time.Second
+
+// joinTimeout bounds how long a call waits for the user to join a new DM.
+const joinTimeout = 60 * time.Second
+
+// dialer places calls from phone numbers to Matrix users.
+type dialer struct {
+	c        *Connector
+	lifetime time.Duration
+}
+
+// Dialer returns a signalling.Dialer that calls Matrix users: the caller's
+// ghost (req.From.Number; the bot for anonymous callers) invites the user
+// (req.To.MatrixUser) to their DM room and sends m.call.invite with
+// invitee set and the given lifetime (DefaultRingLifetime if zero).
+func (c *Connector) Dialer(lifetime time.Duration) signalling.Dialer {
+	if lifetime <= 0 {
+		lifetime = DefaultRingLifetime
+	}
+	return &dialer{c: c, lifetime: lifetime}
+}
+
+// Dial implements signalling.Dialer. It returns at once; the call is set up
+// in the leg's own goroutine, which posts ringing, answer or hangup.
+func (d *dialer) Dial(_ context.Context, req signalling.DialRequest, p signalling.Poster) (signalling.Leg, error) {
+	user := id.UserID(req.To.MatrixUser)
+	if _, _, err := user.Parse(); err != nil || user == "" {
+		return nil, signalling.NewCauseError(signalling.CauseNotFound, "not a Matrix user ID: "+req.To.MatrixUser, err)
+	}
+	ghost := d.c.as.BotMXID()
+	if req.From.Number != "" {
+		ghost = d.c.cfg.GhostUserID(req.From.Number)
+	}
+	lifetime := d.lifetime
+	if !req.Deadline.IsZero() {
+		lifetime = min(lifetime, time.Until(req.Deadline))
+	}
+	oc := &outCall{
+		c:        d.c,
+		callee:   user,
+		ghost:    ghost,
+		intent:   d.c.as.Intent(ghost),
+		poster:   p,
+		lifetime: lifetime,
+		from:     req.From,
+		queue:    make(chan inbound, sessionQueue),
+		done:     make(chan struct{}),
+		stop:     make(chan struct{}),
+		pending:  make(map[PartyID][]Candidate),
+	}
+	oc.callID = CallID(req.CallID)
+	oc.log = d.c.log.With().Str("call", string(req.CallID)).Stringer("callee", user).Stringer("ghost", ghost).Logger()
+	d.c.wg.Add(1)
+	go func() { defer d.c.wg.Done(); oc.run() }()
+	return oc, nil
+}
+
+// outCall is a call in which the gateway's ghost is the caller and a Matrix
+// user the callee. It is the call core's outbound Leg toward Matrix.
+type outCall struct {
+	c        *Connector
+	callee   id.UserID
+	ghost    id.UserID
+	intent   *appservice.IntentAPI
+	poster   signalling.Poster
+	lifetime time.Duration
+	from     signalling.Party
+	log      zerolog.Logger
+	callID   CallID
+	queue    chan inbound
+	done     chan struct{}
+	stop     chan struct{} // closed by Hangup
+	doneOnce sync.Once
+	stopOnce sync.Once
+
+	mu       sync.Mutex
+	key      sessionKey
+	peer     *media.Peer
+	audio    AudioEndpoint
+	answered bool
+	selected PartyID
+	ended    bool // a hangup was sent or received: send nothing more
+	closed   bool
+	invited  bool // m.call.invite was sent
+	pending  map[PartyID][]Candidate
+	reason   string
+}
+
+var (
+	_ signalling.Leg       = (*outCall)(nil)
+	_ signalling.Describer = (*outCall)(nil)
+)
+
+func (oc *outCall) push(in inbound) {
+	select {
+	case <-oc.done:
+	case oc.queue <- in:
+	default:
+		oc.log.Warn().Msg("call event queue full: event dropped")
+	}
+}
+
+func (oc *outCall) peerUser() id.UserID { return oc.callee }
+
+// fail ends the set-up with a cause, unless the call already hung up.
+func (oc *outCall) fail(cause signalling.Cause, detail string, err error) {
+	select {
+	case <-oc.stop:
+		return
+	default:
+	}
+	ev := oc.log.Warn().Stringer("cause", cause)
+	if err != nil {
+		ev = ev.Err(err)
+	}
+	ev.Msg(detail)
+	oc.mu.Lock()
+	oc.ended = true
+	oc.mu.Unlock()
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventHangup, Cause: cause, Detail: detail})
+}
+
+// run sets the call up, then processes the callee's events in order.
+func (oc *outCall) run() {
+	defer oc.finish()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-oc.stop:
+			cancel()
+		case <-oc.done:
+		}
+	}()
+	if !oc.setup(ctx) {
+		return
+	}
+	for {
+		select {
+		case in := <-oc.queue:
+			if in.leave != "" {
+				oc.remoteEnd(signalling.CauseFromMatrix("", oc.isAnswered()), in.leave)
+				continue
+			}
+			oc.handle(in)
+		case <-oc.stop:
+			return
+		case <-oc.c.stop:
+			return
+		}
+	}
+}
+
+func (oc *outCall) finish() {
+	oc.doneOnce.Do(func() {
+		close(oc.done)
+		oc.mu.Lock()
+		key := oc.key
+		oc.mu.Unlock()
+		if key.room != "" {
+			oc.c.forgetKey(key, oc)
+		}
+	})
+}
+
+func (oc *outCall) isAnswered() bool {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return oc.answered
+}
+
+// setup finds or makes the DM room, waits for the callee to be in it, makes
+// the WebRTC offer and sends m.call.invite. false: the call failed (posted).
+func (oc *outCall) setup(ctx context.Context) bool {
+	if err := oc.intent.EnsureRegistered(ctx); err != nil {
+		oc.fail(signalling.CauseUnreachable, "registering the caller's ghost failed", err)
+		return false
+	}
+	if oc.from.Number != "" {
+		name := oc.c.cfg.GhostDisplayName(oc.from.Number)
+		if oc.from.DisplayName != "" {
+			name = oc.from.DisplayName + " (" + name + ")"
+		}
+		if err := oc.intent.SetDisplayName(ctx, name); err != nil {
+			oc.log.Debug().Err(err).Msg("setting the ghost's display name failed")
+		}
+	}
+	room, err := oc.c.dmRoom(ctx, oc.intent, oc.ghost, oc.callee)
+	if err != nil {
+		cause := signalling.CauseUnreachable
+		var herr mautrix.HTTPError
+		if errors.As(err, &herr) && herr.RespError != nil &&
+			(herr.RespError.ErrCode == mautrix.MNotFound.ErrCode || herr.RespError.ErrCode == "M_UNKNOWN") {
+			cause = signalling.CauseNotFound
+		}
+		oc.fail(cause, "no room with the Matrix user", err)
+		return false
+	}
+	oc.log = oc.log.With().Stringer("room_id", room).Logger()
+	jctx, jcancel := context.WithTimeout(ctx, min(joinTimeout, oc.lifetime))
+	err = oc.c.waitJoined(jctx, oc.intent, room, oc.callee)
+	jcancel()
+	if err != nil {
+		oc.fail(signalling.CauseNoAnswer, "the Matrix user did not join the room", err)
+		return false
+	}
+	peer, err := oc.c.cfg.WebRTC.Offer(oc.onICE)
+	if err != nil {
+		oc.fail(signalling.CauseMediaFailed, "making the WebRTC offer failed", err)
+		return false
+	}
+	audio, err := oc.c.cfg.NewAudio(peer)
+	if err != nil {
+		_ = peer.Close()
+		oc.fail(signalling.CauseMediaFailed, "audio endpoint", err)
+		return false
+	}
+	sdp, err := peer.LocalDescription(ctx)
+	if err != nil {
+		_ = audio.Close()
+		_ = peer.Close()
+		oc.fail(signalling.CauseMediaFailed, "ICE gathering failed", err)
+		return false
+	}
+	key := sessionKey{room: room, call: oc.callID}
+	oc.mu.Lock()
+	oc.key, oc.peer, oc.audio = key, peer, audio
+	oc.mu.Unlock()
+	// Route the callee's events to this call before they can arrive.
+	if !oc.c.register(key, oc) {
+		oc.fail(signalling.CauseProtocolError, "call_id already in use", nil)
+		return false
+	}
+	lifetime := max(oc.lifetime.Milliseconds(), 1000)
+	inv := &Invite{Common: oc.common(), Offer: SessionDescription{Type: "offer", SDP: sdp}, Lifetime: lifetime, Invitee: string(oc.callee)}
+	inv.SetMetadata(StreamMetadata{media.WebRTCStreamID: {Purpose: PurposeUserMedia}})
+	if err := oc.c.send(ctx, oc.intent, room, inv); err != nil {
+		oc.fail(signalling.CauseUnreachable, "sending m.call.invite failed", err)
+		return false
+	}
+	oc.mu.Lock()
+	oc.invited = true
+	oc.mu.Unlock()
+	if err := oc.c.send(ctx, oc.intent, room, &Candidates{Common: oc.common(), Candidates: []Candidate{EndOfCandidates()}}); err != nil {
+		oc.log.Warn().Err(err).Msg("sending end of candidates failed")
+	}
+	oc.log.Info().Msg("ringing the Matrix user")
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventRinging})
+	return true
+}
+
+func (oc *outCall) onICE(st webrtc.ICEConnectionState) {
+	oc.log.Debug().Stringer("ice", st).Msg("ICE state")
+	if st == webrtc.ICEConnectionStateFailed {
+		oc.remoteEnd(signalling.CauseMediaFailed, "ICE failed")
+	}
+}
+
+func (oc *outCall) common() Common {
+	return Common{CallID: oc.callID, PartyID: oc.c.partyID, Version: Version1}
+}
+
+// remoteEnd tells the call the Matrix side ended.
+func (oc *outCall) remoteEnd(cause signalling.Cause, detail string) {
+	oc.mu.Lock()
+	oc.ended = true
+	oc.mu.Unlock()
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventHangup, Cause: cause, Detail: detail})
+}
+
+// handle processes one event from the callee.
+func (oc *outCall) handle(in inbound) {
+	switch v := in.content.(type) {
+	case *Answer:
+		oc.onAnswer(v)
+	case *Candidates:
+		oc.onCandidates(v)
+	case *Reject:
+		if !oc.isAnswered() {
+			oc.setReason("reject")
+			// Spec v1: a reject from any of the callee's devices ends the call.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_ = oc.c.send(ctx, oc.intent, oc.key.room, &SelectAnswer{Common: oc.common(), SelectedPartyID: v.PartyID})
+			cancel()
+			oc.remoteEnd(signalling.CauseRejected, "m.call.reject")
+		}
+	case *Hangup:
+		oc.mu.Lock()
+		answered, selected := oc.answered, oc.selected
+		oc.mu.Unlock()
+		if answered && v.PartyID != selected {
+			return // a device that was not selected
+		}
+		oc.setReason(v.ReasonOrDefault())
+		cause := signalling.CauseFromMatrix(v.Reason, answered)
+		if !answered && cause == signalling.CauseCancelled {
+			cause = signalling.CauseRejected // a callee hanging up before answer declines
+		}
+		oc.remoteEnd(cause, "m.call.hangup "+v.ReasonOrDefault())
+	case *Negotiate:
+		// The callee renegotiating (hold): answer with our current description.
+		oc.onNegotiate(v)
+	}
+}
+
+func (oc *outCall) setReason(r string) {
+	oc.mu.Lock()
+	oc.reason = r
+	oc.mu.Unlock()
+}
+
+// onAnswer takes the first answer: the device that sent it is selected and
+// the others are told with m.call.select_answer.
+func (oc *outCall) onAnswer(v *Answer) {
+	oc.mu.Lock()
+	if oc.answered || oc.ended {
+		oc.mu.Unlock()
+		return
+	}
+	peer := oc.peer
+	oc.mu.Unlock()
+	if err := peer.SetAnswer(v.Answer.SDP); err != nil {
+		oc.log.Warn().Err(err).Msg("unusable m.call.answer")
+		oc.remoteEnd(signalling.CauseIncompatible, "unusable answer SDP")
+		return
+	}
+	oc.mu.Lock()
+	oc.answered, oc.selected = true, v.PartyID
+	pending := oc.pending[v.PartyID]
+	oc.pending = nil
+	oc.mu.Unlock()
+	for i := range pending {
+		_ = peer.AddCandidate(pending[i].Candidate, pending[i].SDPMid, pending[i].SDPMLineIndex)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := oc.c.send(ctx, oc.intent, oc.key.room, &SelectAnswer{Common: oc.common(), SelectedPartyID: v.PartyID}); err != nil {
+		oc.log.Warn().Err(err).Msg("sending m.call.select_answer failed")
+	}
+	oc.log.Info().Str("party_id", string(v.PartyID)).Msg("Matrix user answered")
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventAnswered})
+}
+
+// onCandidates adds the selected device's candidates; before an answer they
+// are kept per device.
+func (oc *outCall) onCandidates(v *Candidates) {
+	oc.mu.Lock()
+	if !oc.answered {
+		if oc.pending != nil && len(oc.pending[v.PartyID]) < MaxCandidates {
+			oc.pending[v.PartyID] = append(oc.pending[v.PartyID], v.Candidates...)
+		}
+		oc.mu.Unlock()
+		return
+	}
+	peer, selected := oc.peer, oc.selected
+	oc.mu.Unlock()
+	if v.PartyID != selected {
+		return
+	}
+	for i := range v.Candidates {
+		cand := &v.Candidates[i]
+		if err := peer.AddCandidate(cand.Candidate, cand.SDPMid, cand.SDPMLineIndex); err != nil {
+			oc.log.Debug().Err(err).Msg("remote candidate refused")
+		}
+	}
+}
+
+func (oc *outCall) onNegotiate(v *Negotiate) {
+	oc.mu.Lock()
+	peer, answered, selected := oc.peer, oc.answered, oc.selected
+	oc.mu.Unlock()
+	if !answered || v.PartyID != selected || v.Description.Type != "offer" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sdp, err := peer.Renegotiate(ctx, v.Description.SDP)
+	if err != nil {
+		oc.log.Warn().Err(err).Msg("renegotiation failed")
+		return
+	}
+	if err := oc.c.send(ctx, oc.intent, oc.key.room, &Negotiate{Common: oc.common(),
+		Description: SessionDescription{Type: "answer", SDP: sdp}, Lifetime: DefaultLifetime}); err != nil {
+		oc.log.Warn().Err(err).Msg("sending m.call.negotiate failed")
+	}
+}
+
+// Kind implements signalling.Leg.
+func (oc *outCall) Kind() string { return "matrix" }
+
+// Answer implements signalling.Leg; an outbound leg is answered by its peer.
+func (oc *outCall) Answer(context.Context) error { return nil }
+
+// Audio implements signalling.Leg.
+func (oc *outCall) Audio() media.Endpoint {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	if oc.audio == nil {
+		return nil
+	}
+	return oc.audio
+}
+
+// Hangup implements signalling.Leg: the caller's ghost sends m.call.hangup
+// (cancelling the invite before answer) and the peer is closed.
+func (oc *outCall) Hangup(ctx context.Context, cause signalling.Cause) {
+	oc.mu.Lock()
+	if oc.closed {
+		oc.mu.Unlock()
+		return
+	}
+	oc.closed = true
+	send := !oc.ended && oc.invited
+	oc.ended = true
+	peer, audio, room := oc.peer, oc.audio, oc.key.room
+	if send {
+		oc.reason = cause.MatrixReason()
+	}
+	oc.mu.Unlock()
+	oc.stopOnce.Do(func() { close(oc.stop) })
+	if send {
+		if err := oc.c.send(ctx, oc.intent, room, &Hangup{Common: oc.common(), Reason: cause.MatrixReason()}); err != nil {
+			oc.log.Warn().Err(err).Msg("sending m.call.hangup failed")
+		}
+	}
+	if audio != nil {
+		_ = audio.Close()
+	}
+	if peer != nil {
+		_ = peer.Close()
+	}
+	<-oc.done
+}
+
+// Describe implements signalling.Describer.
+func (oc *outCall) Describe(r *signalling.CallRecord) {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	r.MatrixRoom, r.MatrixCallID, r.MatrixReason = string(oc.key.room), string(oc.callID), oc.reason
+	describeAudio(r, oc.audio)
+}
+
+// describeAudio adds a Matrix endpoint's codec and packet counts to r.
+func describeAudio(r *signalling.CallRecord, a AudioEndpoint) {
+	if a == nil {
+		return
+	}
+	r.MatrixCodec = a.String()
+	if s, ok := a.(interface{ Stats() media.RTPStats }); ok {
+		st := s.Stats()
+		r.MatrixPacketsIn, r.MatrixPacketsLost = st.PacketsIn, st.Lost
+	}
+}
+
+// dmRoom returns the DM room of ghost and user, creating it (and inviting
+// the user again if they left) when needed.
+func (c *Connector) dmRoom(ctx context.Context, intent *appservice.IntentAPI, ghost, user id.UserID) (id.RoomID, error) {
+	if room, ok, err := c.rooms.DMRoom(ctx, string(ghost), string(user)); err == nil && ok {
+		members, err := intent.JoinedMembers(ctx, id.RoomID(room))
+		if err == nil {
+			if _, joined := members.Joined[user]; !joined {
+				if _, err := intent.InviteUser(ctx, id.RoomID(room), &mautrix.ReqInviteUser{UserID: user}); err != nil {
+					c.log.Debug().Err(err).Msg("re-inviting the user to the DM failed")
+				}
+			}
+			return id.RoomID(room), nil
+		}
+		c.log.Info().Err(err).Str("room_id", room).Msg("stored DM room unusable; creating a new one")
+	}
+	resp, err := intent.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Invite: []id.UserID{user}, IsDirect: true, Preset: "trusted_private_chat",
+	})
+	if err != nil {
+		return "", fmt.Errorf("matrix: creating the DM room: %w", err)
+	}
+	c.setGhost(resp.RoomID, ghost, true)
+	if err := c.rooms.SetDMRoom(ctx, string(ghost), string(user), string(resp.RoomID)); err != nil {
+		c.log.Warn().Err(err).Msg("saving the DM room failed")
+	}
+	return resp.RoomID, nil
+}
+
+// waitJoined returns once user is joined to room (asking the homeserver,
+// then waiting for the membership event), or ctx ends.
+func (c *Connector) waitJoined(ctx context.Context, intent *appservice.IntentAPI, room id.RoomID, user id.UserID) error {
+	ch := c.joinWaiter(room, user)
+	defer c.dropJoinWaiter(room, user, ch)
+	if members, err := intent.JoinedMembers(ctx, room); err == nil {
+		if _, ok := members.Joined[user]; ok {
+			return nil
+		}
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
