@@ -16,10 +16,14 @@ type Config struct {
 	Phone         PhoneConfig         `yaml:"phone"`
 	Authorization AuthorizationConfig `yaml:"authorization"`
 	SIP           SIPConfig           `yaml:"sip"`
+	Inbound       InboundConfig       `yaml:"inbound"`
 	Media         MediaConfig         `yaml:"media"`
 	WebRTC        WebRTCConfig        `yaml:"webrtc"`
 	Logging       LoggingConfig       `yaml:"logging"`
 	Metrics       MetricsConfig       `yaml:"metrics"`
+	TURN          TURNConfig          `yaml:"turn"`
+	Database      DatabaseConfig      `yaml:"database"`
+	Modem         ModemConfig         `yaml:"modem"`
 
 	// lines maps a key path ("sip.trunks[0].port") to its line in the file.
 	lines map[string]int
@@ -87,6 +91,14 @@ type SIPConfig struct {
 	UserAgent string `yaml:"user_agent"`
 	// Trunks are the SIP trunks calls go out through; at least one.
 	Trunks []Trunk `yaml:"trunks"`
+	// Untrusted is what INVITEs from sources that are no trunk get:
+	// "reject" (403) or "ignore" (no answer).
+	Untrusted string `yaml:"untrusted"`
+	// InviteRate limits INVITEs per second from one source address (0: off);
+	// above it the gateway answers 503.
+	InviteRate int `yaml:"invite_rate"`
+	// InviteBurst is how many INVITEs one source may send at once.
+	InviteBurst int `yaml:"invite_burst"`
 }
 
 // Trunk is one SIP trunk (a provider or a local PBX).
@@ -118,6 +130,13 @@ type Trunk struct {
 	SetupTimeout time.Duration `yaml:"setup_timeout"`
 	// RingTimeout is how long to wait for an answer.
 	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// InboundSourceCIDRs are the networks calls from this trunk come from;
+	// empty means the trunk's host when it is an IP address.
+	InboundSourceCIDRs []string `yaml:"inbound_sources"`
+	// InboundUsername and InboundPassword are the digest credentials the
+	// trunk must present on its INVITEs; empty means none are asked.
+	InboundUsername string `yaml:"inbound_username"`
+	InboundPassword Secret `yaml:"inbound_password"`
 }
 
 // MediaConfig configures RTP toward the trunks and the Opus encoder.
@@ -197,9 +216,13 @@ func Defaults() *Config {
 			MaxCalls:        100,
 		},
 		SIP: SIPConfig{
-			Listen:    "127.0.0.1:5070",
-			UserAgent: "matrix-gateway",
+			Listen:      "127.0.0.1:5070",
+			UserAgent:   "matrix-gateway",
+			Untrusted:   "reject",
+			InviteRate:  5,
+			InviteBurst: 20,
 		},
+		Inbound: InboundConfig{RingTimeout: 60 * time.Second},
 		Media: MediaConfig{
 			RTPListenIP:    "0.0.0.0",
 			RTPPortMin:     20000,
@@ -211,7 +234,10 @@ func Defaults() *Config {
 		WebRTC: WebRTCConfig{
 			ICEGatherTimeout: 2 * time.Second,
 		},
-		Logging: LoggingConfig{Level: "info", Format: "console"},
+		Logging:  LoggingConfig{Level: "info", Format: "console"},
+		TURN:     TURNDefaults(),
+		Database: DatabaseConfig{Type: "sqlite", URI: "gateway.db"},
+		Modem:    ModemDefaults(),
 	}
 }
 

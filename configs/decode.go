@@ -128,6 +128,7 @@ func (c *Config) resolvePaths(baseDir string) {
 	if baseDir != "" && reg != "" && !filepath.IsAbs(reg) {
 		c.AppService.Registration = filepath.Join(baseDir, reg)
 	}
+	c.Database.resolve(baseDir)
 }
 
 // decoder walks a yaml.Node tree against the Config struct, collecting every

@@ -63,8 +63,12 @@ func (c *Config) validate() []Problem {
 	c.validateMatrix(v)
 	c.validateAuthorization(v)
 	c.validateSIP(v)
+	c.validateInbound(v)
 	c.validateMedia(v)
 	c.validateWebRTC(v)
+	c.validateTURN(v)
+	c.validateDatabase(v)
+	c.validateModem(v)
 	v.oneOf("logging.level", c.Logging.Level, "debug", "info", "warn", "error")
 	v.oneOf("logging.format", c.Logging.Format, "console", "json")
 	if c.Metrics.Listen != "" {
@@ -468,7 +472,7 @@ func checkPlaceholders(v *validator, val reflect.Value, path string, secret bool
 			if !f.IsExported() || name == "" {
 				continue
 			}
-			checkPlaceholders(v, val.Field(i), joinPath(path, name), f.Type == reflect.TypeFor[Secret]())
+			checkPlaceholders(v, val.Field(i), joinPath(path, name), f.Type == reflect.TypeFor[Secret]() || f.Type == reflect.TypeFor[DatabaseURI]())
 		}
 	case reflect.Slice:
 		for i := range val.Len() {

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-pkgs=(libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 nodejs npm)
+pkgs=(libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 postgresql nodejs npm coturn modemmanager dbus-daemon)
 
 missing=()
 for p in "${pkgs[@]}"; do

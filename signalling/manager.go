@@ -112,6 +112,12 @@ type OriginateRequest struct {
 	Deadline time.Time // the caller's own give-up time (Matrix invite lifetime)
 	// Direction is recorded in the call record; default DirectionToPhone.
 	Direction Direction
+	// Inbound marks a call from an authenticated trunk: the toll-fraud
+	// rules (who may call which number) do not apply, the total call limit
+	// does.
+	Inbound bool
+	// Dialer, when set, carries the call instead of the Router's choice.
+	Dialer Dialer
 	// NewInbound makes the inbound leg for the call once it is authorised.
 	// The leg posts its events to the call.
 	NewInbound func(c *Call) (Leg, error)
@@ -127,20 +133,27 @@ func (m *Manager) Originate(ctx context.Context, req OriginateRequest) (*Call, e
 		m.metrics.refused(CauseShutdown)
 		return nil, NewCauseError(CauseShutdown, "the gateway is shutting down", nil)
 	}
-	if err := m.auth.Authorize(req.From.MatrixUser, req.To.Number); err != nil {
-		m.metrics.refused(CauseOf(err))
-		return nil, err
+	user := ""
+	if !req.Inbound {
+		if err := m.auth.Authorize(req.From.MatrixUser, req.To.Number); err != nil {
+			m.metrics.refused(CauseOf(err))
+			return nil, err
+		}
+		user = req.From.MatrixUser
 	}
-	release, err := m.auth.Acquire(req.From.MatrixUser)
+	release, err := m.auth.Acquire(user)
 	if err != nil {
 		m.metrics.refused(CauseOf(err))
 		return nil, err
 	}
-	dialer, err := m.router.Route(ctx, req.From, req.To)
-	if err != nil {
-		release()
-		m.metrics.refused(CauseOf(err))
-		return nil, err
+	dialer := req.Dialer
+	if dialer == nil {
+		dialer, err = m.router.Route(ctx, req.From, req.To)
+		if err != nil {
+			release()
+			m.metrics.refused(CauseOf(err))
+			return nil, err
+		}
 	}
 	id := NewCallID()
 	parent := m.log
@@ -176,7 +189,8 @@ func (m *Manager) Originate(ctx context.Context, req OriginateRequest) (*Call, e
 	c.in = in
 	m.track(c)
 	m.metrics.started()
-	c.log.Info().Str("from", req.From.MatrixUser).Str("to", req.To.Number).Msg("placing call")
+	c.log.Info().Str("direction", string(c.dir)).Str("from", req.From.MatrixUser+req.From.Number).
+		Str("to", req.To.Number).Str("to_user", req.To.MatrixUser).Msg("placing call")
 	out, err := dialer.Dial(cctx, DialRequest{CallID: id, From: req.From, To: req.To, Deadline: req.Deadline}, c)
 	if err != nil {
 		cause := CauseOf(err)

@@ -185,6 +185,7 @@ func (p *Policy) userAllowed(user string) bool {
 // MaxCallsPerUser and MaxCalls. The returned release frees the slot; it is
 // idempotent and safe to call from any goroutine. On refusal it returns a
 // *PolicyError with CauseLimit and a nil release.
+// An empty user (a call from a trunk) counts only toward MaxCalls.
 func (p *Policy) Acquire(user string) (release func(), err error) {
 	p.mu.Lock()
 	if p.maxAll > 0 && p.total >= p.maxAll {
@@ -192,7 +193,7 @@ func (p *Policy) Acquire(user string) (release func(), err error) {
 		return nil, &PolicyError{Cause: CauseLimit, Reason: "the gateway's call limit is reached"}
 	}
 	n := p.perUser[user]
-	if p.maxUser > 0 && n >= p.maxUser {
+	if user != "" && p.maxUser > 0 && n >= p.maxUser {
 		p.mu.Unlock()
 		return nil, &PolicyError{Cause: CauseLimit, Reason: fmt.Sprintf("user %s has too many calls at once", printable(user))}
 	}

@@ -145,6 +145,7 @@ type Leg struct {
 	endpoint    media.Endpoint
 	dlg         *sipgo.DialogClientSession // set once answered
 	localSDP    []byte
+	desc        describeState // call record details, see describe.go
 }
 
 var _ signalling.Leg = (*Leg)(nil)
@@ -453,6 +454,7 @@ func (l *Leg) watch(cancel context.CancelCauseFunc, firstResp <-chan struct{}, r
 // a cancelled wait, a transport failure. A 2xx that raced with our CANCEL
 // is acknowledged and ended with BYE.
 func (l *Leg) handleFailure(dlg *sipgo.DialogClientSession, err error, why waitReason) {
+	l.noteFinalResponse(err)
 	if res := dlg.InviteResponse; res != nil && res.IsSuccess() {
 		l.log.Info().Msg("200 OK crossed our CANCEL; sending ACK and BYE")
 		l.ackAndBye(dlg)
@@ -578,6 +580,7 @@ func (l *Leg) startMedia(sess MediaSession, ans Answer) error {
 	ep := sess.Endpoint()
 	l.mu.Lock()
 	l.endpoint = ep
+	l.desc.ep = ep
 	l.mu.Unlock()
 	return nil
 }

@@ -70,6 +70,7 @@ type UA struct {
 	dialogs map[string]*sipgo.DialogUA // by transport: "udp", "tcp"
 
 	inboundInvite func(req *sipgosip.Request, tx sipgosip.ServerTransaction)
+	inboundState
 
 	ctx    context.Context // cancelled on Close; parent of every leg
 	cancel context.CancelFunc
@@ -324,6 +325,10 @@ func (u *UA) routes() {
 			l.onBye(req, tx)
 			return
 		}
+		if l := u.inboundForRequest(req); l != nil {
+			l.onInDialog(req, tx)
+			return
+		}
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
 	u.srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
@@ -332,17 +337,20 @@ func (u *UA) routes() {
 				l.onReinvite(req, tx)
 				return
 			}
+			if l := u.inboundForRequest(req); l != nil {
+				l.onInDialog(req, tx)
+				return
+			}
 			_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 			return
 		}
-		if u.inboundInvite != nil {
-			u.inboundInvite(req, tx)
-			return
-		}
-		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 403, "Inbound Calls Not Accepted", nil))
+		u.onInvite(req, tx)
 	})
 	u.srv.OnAck(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		// ACK for a 2xx to a re-INVITE: nothing to do.
+		// ACK for our 2xx to an inbound INVITE; for a re-INVITE nothing to do.
+		if l := u.inboundForRequest(req); l != nil {
+			l.onInDialog(req, tx)
+		}
 	})
 	u.srv.OnCancel(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))

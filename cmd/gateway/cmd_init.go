@@ -38,6 +38,7 @@ type initOptions struct {
 	trunk         string
 	countryCode   string
 	allowUsers    stringList
+	noTURN        bool
 }
 
 // initCmd writes DIR/gateway.yaml and DIR/registration.yaml.
@@ -52,6 +53,7 @@ func initCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.appserviceURL, "appservice-url", "", "`URL` the homeserver uses to reach the gateway (default http://<listen>)")
 	fs.StringVar(&o.trunk, "trunk", "127.0.0.1:5060", "SIP trunk `host:port`")
 	fs.StringVar(&o.countryCode, "default-country-code", "1", "country calling `code` for national numbers, without '+'")
+	fs.BoolVar(&o.noTURN, "no-turn", false, "do not enable the embedded TURN server")
 	fs.Var(&o.allowUsers, "allow-user", "Matrix user ID `glob` allowed to dial out; repeatable (default @*:<domain>)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: gateway init --homeserver-url URL --domain DOMAIN [flags]\n\nWrites a commented gateway.yaml and an appservice registration.yaml.")
@@ -149,6 +151,7 @@ Next steps:
   3. gateway check -c %s
   4. gateway run -c %s
 `, cfgPath, regPath, regPath, asURL, cfgPath, cfgPath)
+	printTURNSteps(stdout, cfg)
 	return nil
 }
 
@@ -183,6 +186,9 @@ func renderConfig(o initOptions) ([]byte, error) {
 		{"sip.trunks[0].port", trunkPort},
 		{"sip.trunks[0].username", ""},
 		{"sip.trunks[0].password", ""},
+	}
+	if !o.noTURN {
+		edits = append(edits, turnInitEdits()...)
 	}
 	data := configs.Example()
 	for _, e := range edits {

@@ -26,6 +26,7 @@ import (
 	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
 	"github.com/matrix-gateway/gateway/signalling/matrix"
+	"github.com/matrix-gateway/gateway/signalling/store"
 	"github.com/matrix-gateway/gateway/sip"
 )
 
@@ -109,6 +110,9 @@ type gateway struct {
 	connector *matrix.Connector
 	metrics   *http.Server
 	registry  *prometheus.Registry
+	store     *store.Store // call records, DM rooms
+	turn      *embeddedTURN
+	modem     *modemBackend // nil unless modem.enabled
 }
 
 // build wires the gateway from its configuration. Nothing listens yet but the
@@ -151,6 +155,10 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 	for _, s := range cfg.WebRTC.ICEServers {
 		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Reveal()})
 	}
+	if g.turn, err = newEmbeddedTURN(cfg, log, g.registry); err != nil {
+		return nil, err
+	}
+	ice = g.turn.iceServers(ice) // the embedded TURN when no ice_servers are configured
 	rtc, err := media.NewWebRTC(media.WebRTCConfig{
 		ICEServers:       ice,
 		UDPPortMin:       uint16(cfg.WebRTC.UDPPortMin),
@@ -180,9 +188,18 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		}
 		router.dialers[t.Name] = g.ua.Dialer(st, rtpFactory)
 	}
+	if g.modem, err = newModemBackend(cfg, log, router.dialers); err != nil {
+		g.close()
+		return nil, err
+	}
 
+	if g.store, err = openStore(cfg.Database, log, false); err != nil {
+		g.close()
+		return nil, err
+	}
 	g.manager, err = signalling.NewManager(signalling.ManagerConfig{
-		Log: log, Authorizer: policy, Router: router, Metrics: signalling.NewMetrics(g.registry),
+		Log: log, Authorizer: policy, Router: g.modem.routerOr(router), Metrics: signalling.NewMetrics(g.registry),
+		Recorder: g.store,
 	})
 	if err != nil {
 		g.close()
@@ -232,8 +249,13 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		MayUseGateway:    func(u id.UserID) bool { return policy.UserAllowed(string(u)) },
 		CallerID:         func(u id.UserID) string { return cfg.CallerIDFor(string(u)) },
 		BotDisplayName:   cfg.AppService.BotDisplayname,
+		Rooms:            g.store,
 	})
 	if err != nil {
+		g.close()
+		return nil, err
+	}
+	if err := g.ua.HandleInbound(inboundConfig(cfg, rtpFactory, g.manager, g.connector)); err != nil {
 		g.close()
 		return nil, err
 	}
@@ -242,6 +264,12 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 
 // start opens the listeners and registers the bot with the homeserver.
 func (g *gateway) start(ctx context.Context) error {
+	if err := g.turn.start(); err != nil {
+		return err
+	}
+	if err := g.modem.start(ctx); err != nil {
+		return err
+	}
 	if err := g.connector.Start(ctx); err != nil {
 		return err
 	}
@@ -264,6 +292,8 @@ func (g *gateway) start(ctx context.Context) error {
 
 // close stops everything that was started; calls must be over by then.
 func (g *gateway) close() {
+	g.turn.close()
+	g.modem.close()
 	if g.connector != nil {
 		g.connector.Close()
 	}
@@ -274,6 +304,11 @@ func (g *gateway) close() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = g.metrics.Shutdown(ctx)
 		cancel()
+	}
+	if g.store != nil {
+		if err := g.store.Close(); err != nil {
+			g.log.Warn().Err(err).Msg("closing the database")
+		}
 	}
 }
 

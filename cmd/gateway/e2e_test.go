@@ -68,6 +68,9 @@ func startEnv(t *testing.T, asProcess bool) *e2e {
 
 	hsPort := testpeers.FreeTCPPort(t)
 	asPort := testpeers.FreeTCPPort(t)
+	for i := 0; asPort == hsPort && i < 10; i++ { // two picks may return the same free port
+		asPort = testpeers.FreeTCPPort(t)
+	}
 	sipPort := testpeers.FreeUDPPort(t)
 	trunk := func(name, number string, port int) string {
 		return fmt.Sprintf(`
@@ -104,6 +107,15 @@ media:
   rtp_port_max: 40999
 webrtc:
   include_loopback_candidates: true
+inbound:
+  routes:
+    - numbers: ["+15559990001"]
+      user: "@alice:localhost"
+    - numbers: ["+15559990002"]
+      user: "@carol:localhost"
+    - numbers: ["+15559990009"]
+      user: "@nobody:localhost"
+  ring_timeout: 8s
 logging:
   level: debug
   format: console

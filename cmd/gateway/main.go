@@ -16,7 +16,12 @@ Commands:
   init      write gateway.yaml and registration.yaml into a directory
   check     validate a configuration file and its registration
   run       run the gateway
+  cdr       print or export call records (table, CSV, JSON)
   version   print version, Go version and commit
+  turn-credentials  print TURN credentials for a Matrix user (embedded TURN server)
+  dial      place a call through the dialler D-Bus API (modem backend): dial NUMBER
+  calls     list the dialler's live calls
+  hangup    end a dialler call: hangup ID
 
 Run "gateway <command> -h" for the flags of a command.
 `
@@ -41,6 +46,16 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return runCmd(rest, stdout, stderr)
 	case "version":
 		return versionCmd(rest, stdout, stderr)
+	case "turn-credentials":
+		return turnCredentialsCmd(rest, stdout, stderr)
+	case "cdr":
+		return cdrCmd(rest, stdout, stderr)
+	case "dial":
+		return dialCmd(rest, stdout, stderr)
+	case "calls":
+		return callsCmd(rest, stdout, stderr)
+	case "hangup":
+		return hangupCmd(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

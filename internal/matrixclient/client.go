@@ -9,11 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"maunium.net/go/mautrix"
@@ -27,14 +26,17 @@ import (
 
 // Client is one logged-in Matrix user that syncs in the background.
 type Client struct {
-	Cli *mautrix.Client
+	Cli      *mautrix.Client
+	autoJoin atomic.Bool
 
-	mu      sync.Mutex
-	since   string
-	waiters []*waiter
-	events  []*event.Event // every timeline event seen, in order
-	stop    context.CancelFunc
-	done    chan struct{}
+	mu        sync.Mutex
+	since     string
+	waiters   []*waiter
+	events    []*event.Event // every timeline event seen, in order
+	handledMu sync.Mutex
+	handled   map[id.EventID]bool
+	stop      context.CancelFunc
+	done      chan struct{}
 }
 
 type waiter struct {
@@ -61,6 +63,9 @@ func New(hsURL string, user id.UserID, token string) (*Client, error) {
 	return c, nil
 }
 
+// SetAutoJoin makes the client join every room it is invited to.
+func (c *Client) SetAutoJoin(on bool) { c.autoJoin.Store(on) }
+
 // Close stops syncing.
 func (c *Client) Close() {
 	c.stop()
@@ -80,6 +85,11 @@ func (c *Client) syncLoop(ctx context.Context) {
 			continue
 		}
 		c.since = resp.NextBatch
+		if c.autoJoin.Load() {
+			for roomID := range resp.Rooms.Invite {
+				_, _ = c.Cli.JoinRoomByID(ctx, roomID)
+			}
+		}
 		for roomID, room := range resp.Rooms.Join {
 			for _, evt := range append(room.State.Events, room.Timeline.Events...) {
 				evt.RoomID = roomID
@@ -202,13 +212,15 @@ type Call struct {
 	pc     *webrtc.PeerConnection
 	track  *webrtc.TrackLocalStaticRTP
 
-	mu        sync.Mutex
-	received  []int16 // decoded audio at 8 kHz
-	answered  chan struct{}
-	ended     chan struct{}
-	hangupWhy string
-	endOnce   sync.Once
-	stopTone  chan struct{}
+	mu          sync.Mutex
+	received    []int16 // decoded audio at 8 kHz
+	answered    chan struct{}
+	ended       chan struct{}
+	hangupWhy   string
+	selected    string
+	remoteParty string
+	endOnce     sync.Once
+	stopTone    chan struct{}
 }
 
 // PlaceCall sends m.call.invite with an Opus offer and handles the answer.
@@ -222,19 +234,7 @@ func (c *Client) PlaceCall(ctx context.Context, room id.RoomID, opts CallOptions
 	if opts.PartyID == "" {
 		opts.PartyID = "testdevice"
 	}
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, err
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(0)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	api := testAPI()
 	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
 	if err != nil {
 		return nil, err
@@ -311,7 +311,7 @@ func (call *Call) watch() {
 				return false
 			}
 			// Consume each event once.
-			return !call.seen(e.ID)
+			return !call.seen(e.ID, call.party)
 		})
 		if err != nil {
 			return
@@ -339,16 +339,21 @@ func (call *Call) watch() {
 	}
 }
 
-var seenMu sync.Mutex
-var seenIDs = map[id.EventID]bool{}
+var (
+	seenMu  sync.Mutex
+	seenIDs = map[[2]string]bool{}
+)
 
-func (call *Call) seen(e id.EventID) bool {
+// seen reports whether the event was already consumed by a watcher of the
+// given party (each device consumes each event once).
+func (call *Call) seen(e id.EventID, party string) bool {
 	seenMu.Lock()
 	defer seenMu.Unlock()
-	if seenIDs[e] {
+	k := [2]string{string(e), call.c.Cli.DeviceID.String() + "/" + party}
+	if seenIDs[k] {
 		return true
 	}
-	seenIDs[e] = true
+	seenIDs[k] = true
 	return false
 }
 

@@ -39,6 +39,10 @@ type BrowserOptions struct {
 	Freqs []float64
 	// AnswerDelay delays answering in "answer" mode.
 	AnswerDelay time.Duration
+	// ForceTURN makes the client relay-only (js-sdk forceTURN: iceTransportPolicy "relay") with the
+	// TURN servers of the homeserver's /voip/turnServer; it reports them in a "turn" event and the
+	// selected candidate pair's types in an "ice" event once connected.
+	ForceTURN bool
 }
 
 // BrowserEvent is one JSON line from the driver.
@@ -159,6 +163,7 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 		"audioWAV":           opts.AudioWAV,
 		"freqs":              opts.Freqs,
 		"answerDelayMs":      opts.AnswerDelay.Milliseconds(),
+		"forceTURN":          opts.ForceTURN,
 	})
 	b := &Browser{LogPath: filepath.Join(tmp, "driver.log"), events: make(chan BrowserEvent, 4096), done: make(chan struct{}), notify: make(chan struct{})}
 	logf, err := os.Create(b.LogPath)

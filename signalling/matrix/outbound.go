@@ -237,10 +237,12 @@ func (oc *outCall) setup(ctx context.Context) bool {
 	}
 	room, err := oc.c.dmRoom(ctx, oc.intent, oc.ghost, oc.callee)
 	if err != nil {
-		cause := signalling.CauseUnreachable
+		cause := signalling.CauseOf(err)
+		if cause == signalling.CauseUnknown {
+			cause = signalling.CauseUnreachable
+		}
 		var herr mautrix.HTTPError
-		if errors.As(err, &herr) && herr.RespError != nil &&
-			(herr.RespError.ErrCode == mautrix.MNotFound.ErrCode || herr.RespError.ErrCode == "M_UNKNOWN") {
+		if errors.As(err, &herr) && herr.RespError != nil && herr.RespError.ErrCode == mautrix.MNotFound.ErrCode {
 			cause = signalling.CauseNotFound
 		}
 		oc.fail(cause, "no room with the Matrix user", err)
@@ -516,6 +518,14 @@ func (c *Connector) dmRoom(ctx context.Context, intent *appservice.IntentAPI, gh
 			return id.RoomID(room), nil
 		}
 		c.log.Info().Err(err).Str("room_id", room).Msg("stored DM room unusable; creating a new one")
+	}
+	// A user that does not exist would get a room nobody joins: ask first.
+	if _, err := intent.GetProfile(ctx, user); err != nil {
+		var herr mautrix.HTTPError
+		if errors.As(err, &herr) && herr.IsStatus(404) {
+			return "", signalling.NewCauseError(signalling.CauseNotFound, "no such Matrix user "+string(user), err)
+		}
+		c.log.Debug().Err(err).Msg("profile lookup failed; trying the invite anyway")
 	}
 	resp, err := intent.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 		Invite: []id.UserID{user}, IsDirect: true, Preset: "trusted_private_chat",

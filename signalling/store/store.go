@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,11 @@ type Config struct {
 	// refreshed, which bounds the error on an interrupted call's end time;
 	// zero means 15s, negative turns it off.
 	Heartbeat time.Duration
+	// ReadOnly opens the store for reading records while a gateway may be
+	// running on it (the cdr command): no migration (the schema must be
+	// current), no marking of active calls as interrupted, no heartbeat.
+	// A missing SQLite file is an error instead of a new database.
+	ReadOnly bool
 }
 
 // Store is an open database. It is safe for concurrent use.
@@ -80,6 +86,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	)
 	switch cfg.Type {
 	case TypeSQLite:
+		if cfg.ReadOnly && !strings.HasPrefix(cfg.URI, "file:") {
+			if _, err := os.Stat(cfg.URI); err != nil {
+				return nil, fmt.Errorf("store: no database: %w", err)
+			}
+		}
 		db, err = sql.Open("sqlite3", sqliteDSN(cfg.URI))
 		if err == nil {
 			// WAL lets readers run beside the one writer; busy_timeout
@@ -108,6 +119,17 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("store: connect to %s database %s: %w", cfg.Type, Redact(cfg.URI), err)
+	}
+	if cfg.ReadOnly {
+		v, err := s.SchemaVersion(ctx)
+		if err == nil && v != LatestVersion() {
+			err = fmt.Errorf("store: the database schema is version %d, this gateway expects %d: start the gateway once to migrate it", v, LatestVersion())
+		}
+		if err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		return s, nil
 	}
 	if err := s.migrate(ctx); err != nil {
 		_ = db.Close()
@@ -162,7 +184,7 @@ func sqliteDSN(uri string) string {
 // and error messages. It handles URLs (postgres://u:pw@h/db) and key=value
 // connection strings (password=pw).
 func Redact(uri string) string {
-	if u, err := url.Parse(uri); err == nil && u.Scheme != "" && u.Host != "" {
+	if u, err := url.Parse(uri); err == nil && u.Scheme != "" && (u.Host != "" || u.User != nil) {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "***")
 		}

@@ -125,6 +125,10 @@ func TestSQLiteSettings(t *testing.T) {
 	if err := s.db.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil || busy != sqliteBusyMillis {
 		t.Errorf("busy_timeout = %d, %v; want %d", busy, err, sqliteBusyMillis)
 	}
+	var sync int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 1 {
+		t.Errorf("synchronous = %d, %v; want 1 (NORMAL)", sync, err)
+	}
 }
 
 func TestRedact(t *testing.T) {
@@ -134,6 +138,7 @@ func TestRedact(t *testing.T) {
 		{"host=/run/postgresql user=gw password=s3cret dbname=gateway", "host=/run/postgresql user=gw password=*** dbname=gateway"},
 		{"/var/lib/gateway/gateway.db", "/var/lib/gateway/gateway.db"},
 		{"postgres://gw@db/gateway", "postgres://gw@db/gateway"},
+		{"postgres://gw:s3cret@/gateway?host=/run/postgresql", "postgres://gw:***@/gateway?host=/run/postgresql"},
 	} {
 		got := Redact(tc.in)
 		if got != tc.want {
@@ -189,4 +194,42 @@ func getCall(t *testing.T, s *Store, id signalling.CallID) (Record, error) {
 		return r, fmt.Errorf("%s: %w", id, errNotFound)
 	}
 	return r, nil
+}
+
+func TestReadOnlyLeavesActiveCalls(t *testing.T) {
+	backends(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := open(t, cfg)
+		s.CallStarted(sampleRecord("gw-live"))
+		ro := cfg
+		ro.ReadOnly = true
+		r := open(t, ro)
+		calls, err := r.ListCalls(ctx, Filter{})
+		if err != nil || len(calls) != 1 || calls[0].State != StateActive {
+			t.Fatalf("read-only view: %+v, %v", calls, err)
+		}
+		got, err := getCall(t, s, "gw-live")
+		must(t, err)
+		if got.State != StateActive {
+			t.Fatalf("read-only open changed a live call: %s", got.State)
+		}
+	})
+	t.Run("missing sqlite file", func(t *testing.T) {
+		_, err := Open(context.Background(), Config{URI: filepath.Join(t.TempDir(), "none.db"), ReadOnly: true})
+		if err == nil || !strings.Contains(err.Error(), "no database") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("old schema", func(t *testing.T) {
+		cfg := Config{URI: filepath.Join(t.TempDir(), "old.db")}
+		s := open(t, cfg)
+		if _, err := s.db.Exec(`UPDATE schema_version SET version = 0`); err != nil {
+			t.Fatal(err)
+		}
+		cfg.ReadOnly = true
+		_, err := Open(context.Background(), cfg)
+		if err == nil || !strings.Contains(err.Error(), "start the gateway once") {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

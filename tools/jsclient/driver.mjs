@@ -123,6 +123,7 @@ try {
 		freqs: opts.freqs || [],
 		answerDelayMs: opts.answerDelayMs || 0,
 		joinTimeoutMs: opts.joinTimeoutMs || 20000,
+		forceTURN: !!opts.forceTURN,
 	});
 } catch (e) {
 	emit({ event: "error", stage: "browser", message: String(e) });

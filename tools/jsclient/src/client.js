@@ -96,7 +96,7 @@ class Harness {
 
 	async run(opts) {
 		this.opts = opts;
-		const client = createClient({ baseUrl: opts.homeserver, accessToken: opts.accessToken, userId: opts.userId, deviceId: opts.deviceId });
+		const client = createClient({ baseUrl: opts.homeserver, accessToken: opts.accessToken, userId: opts.userId, deviceId: opts.deviceId, forceTURN: !!opts.forceTURN });
 		this.client = client;
 		try {
 			const who = await client.whoami();
@@ -129,6 +129,20 @@ class Harness {
 			return;
 		}
 		report("synced", { voip: client.supportsVoip() });
+		if (opts.forceTURN) {
+			// Relay-only ICE (iceTransportPolicy "relay") needs the homeserver's TURN servers first.
+			try {
+				await client.checkTurnServers();
+			} catch (e) {
+				report("warning", { message: "checkTurnServers: " + errText(e) });
+			}
+			const servers = client.getTurnServers() || [];
+			report("turn", { uris: servers.flatMap((s) => s.urls || []), username: servers[0]?.username || "" });
+			if (servers.length === 0) {
+				report("error", { stage: "turn", message: "forceTURN set but the homeserver gave no TURN servers" });
+				return;
+			}
+		}
 		if (opts.mode === "answer") {
 			report("waiting", {});
 			return;
@@ -217,6 +231,7 @@ class Harness {
 		report("call", { call_id: call.callId, room_id: call.roomId, direction: call.direction });
 		call.on(CallEvent.State, (state, old) => {
 			report("state", { call_id: call.callId, state, old });
+			if (state === "connected") this.reportICE(call);
 			if (state === "connected" && this.opts.hangupAfterMs > 0) {
 				setTimeout(() => this.hangup(), this.opts.hangupAfterMs);
 			}
@@ -236,6 +251,23 @@ class Harness {
 			this.meters.clear();
 			report("done", {});
 		});
+	}
+
+	// Reports the selected ICE candidate pair's types ("ice" event): "relay" means media goes through TURN.
+	async reportICE(call) {
+		try {
+			const stats = await call.peerConn.getStats();
+			let pair;
+			stats.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+			if (!pair) stats.forEach((s) => { if (!pair && s.type === "candidate-pair" && s.nominated && s.state === "succeeded") pair = s; });
+			if (!pair) return report("warning", { message: "no selected candidate pair" });
+			const local = stats.get(pair.localCandidateId) || {};
+			const remote = stats.get(pair.remoteCandidateId) || {};
+			report("ice", { local_type: local.candidateType, local_address: `${local.address}:${local.port}`, local_relay_protocol: local.relayProtocol || "",
+				remote_type: remote.candidateType, remote_address: `${remote.address}:${remote.port}`, ice_policy: call.peerConn.getConfiguration().iceTransportPolicy });
+		} catch (e) {
+			report("warning", { message: "getStats: " + errText(e) });
+		}
 	}
 
 	async place(roomId, invitee) {

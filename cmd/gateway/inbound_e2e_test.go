@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gateway/gateway/internal/matrixclient"
+	"github.com/matrix-gateway/gateway/internal/testpeers"
+	"github.com/matrix-gateway/gateway/media"
+)
+
+const (
+	didAlice   = "+15559990001"
+	didCarol   = "+15559990002"
+	didNobody  = "+15559990009"
+	didUnknown = "+15550000000"
+	callerUser = "15557770001" // the calling phone's SIP user: +1 555 777 0001
+)
+
+// gatewaySIP returns the gateway's SIP address in the environment.
+func (e *e2e) gatewaySIP() string { return e.cfg.SIP.Listen }
+
+func (e *e2e) dialURI(number string) string {
+	return fmt.Sprintf("sip:%s@%s", number, e.gatewaySIP())
+}
+
+// callerPhone starts a baresip phone that calls the gateway.
+func callerPhone(t *testing.T) *testpeers.Baresip {
+	return testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: []string{callerUser}, ToneHz: phoneToneHz, ToneSeconds: 30, Answer: testpeers.AnswerManual})
+}
+
+func TestE2EInbound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	e := startE2E(t)
+	e.alice.SetAutoJoin(true)
+	wantGhost := e.cfg.GhostUserID("+" + callerUser)
+
+	t.Run("phone calls a Matrix user, talk both ways, callee hangs up", func(t *testing.T) {
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatalf("alice's client never rang: %v", err)
+		}
+		if inc.Sender != wantGhost {
+			t.Errorf("the call comes from %s, want the caller's ghost %s", inc.Sender, wantGhost)
+		}
+		if inc.Invite.Invitee != string(e.alice.Cli.UserID) || inc.Invite.Lifetime <= 0 {
+			t.Errorf("invite invitee=%q lifetime=%d", inc.Invite.Invitee, inc.Invite.Lifetime)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_RINGING"); err != nil {
+			t.Errorf("the phone heard no ringing (180): %v", err)
+		}
+		call, err := inc.Answer(ctxT(t, 10*time.Second), "alice-dev1", userToneHz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatalf("the phone's call was not answered: %v", err)
+		}
+		time.Sleep(4 * time.Second)
+		got := call.Received()
+		t.Logf("Matrix callee received %d samples, %v Hz level %.3f", len(got), phoneToneHz, toneLevel(got, phoneToneHz))
+		if lvl := toneLevel(got, phoneToneHz); lvl < 0.5 {
+			t.Errorf("the phone's tone did not reach the Matrix callee (level %.3f)", lvl)
+		}
+		if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatalf("the phone got no BYE: %v", err)
+		}
+		pcm, rate, err := phone.LastRecording()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm = pcm[len(pcm)/4 : 3*len(pcm)/4]
+		if lvl := media.Goertzel(pcm, rate, userToneHz); lvl < 0.5 {
+			t.Errorf("the Matrix callee's tone did not reach the phone (level %.3f)", lvl)
+		}
+		waitNoCalls(t, e)
+
+		// A second call from the same number rings in the same DM room.
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc2, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inc2.Room != inc.Room {
+			t.Errorf("second call rang in %s, first in %s: the DM room was not reused", inc2.Room, inc.Room)
+		}
+		if err := inc2.Reject(ctxT(t, 10*time.Second), "alice-dev1"); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED")
+		if err != nil {
+			t.Fatalf("rejected call: the phone was not told: %v", err)
+		}
+		if !strings.Contains(ev.Param, "603") {
+			t.Errorf("rejected call ended with %q, want 603 Decline", ev.Param)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("caller cancels while the Matrix user's clients ring", func(t *testing.T) {
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := phone.Hangup(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.alice.WaitEvent(ctxT(t, 15*time.Second), hangupFor(inc.Room, string(inc.Invite.CallID))); err != nil {
+			t.Fatalf("the Matrix user's clients kept ringing after CANCEL: %v", err)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("no answer within the ring timeout", func(t *testing.T) {
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := phone.WaitEvent(ctxT(t, 30*time.Second), "CALL_CLOSED")
+		if err != nil {
+			t.Fatalf("the phone rang forever: %v", err)
+		}
+		if !strings.Contains(ev.Param, "480") {
+			t.Errorf("unanswered call ended with %q, want 480", ev.Param)
+		}
+		hev, err := e.alice.WaitEvent(ctxT(t, 10*time.Second), hangupFor(inc.Room, string(inc.Invite.CallID)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(hev.Content.VeryRaw), "invite_timeout") {
+			t.Errorf("hangup %s, want reason invite_timeout", hev.Content.VeryRaw)
+		}
+	})
+
+	t.Run("two devices ring, the first answer wins", func(t *testing.T) {
+		second := e.loginAgain(t, "alice", "alice-password")
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc1, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inc2, err := second.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatalf("the second device did not ring: %v", err)
+		}
+		call1, err := inc1.Answer(ctxT(t, 10*time.Second), "dev-one", userToneHz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		call2, err := inc2.Answer(ctxT(t, 10*time.Second), "dev-two", userToneHz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call2.Ended(), 15*time.Second, "the losing device to stop")
+		if got := call2.Selected(); got != "dev-one" {
+			t.Errorf("select_answer chose %q, want dev-one", got)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if lvl := toneLevel(call1.Received(), phoneToneHz); lvl < 0.5 {
+			t.Errorf("the winning device hears no audio (level %.3f)", lvl)
+		}
+		if err := phone.Hangup(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call1.Ended(), 10*time.Second, "m.call.hangup after the phone's BYE")
+		waitNoCalls(t, e)
+	})
+
+	t.Run("unknown number gets 404, unknown Matrix user ends the call clearly", func(t *testing.T) {
+		phone := callerPhone(t)
+		for _, tc := range []struct{ number, want string }{{didUnknown, "404"}, {didNobody, "404"}} {
+			if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(tc.number)); err != nil {
+				t.Fatal(err)
+			}
+			ev, err := phone.WaitEvent(ctxT(t, 20*time.Second), "CALL_CLOSED")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(ev.Param, tc.want) {
+				t.Errorf("call to %s ended with %q, want %s", tc.number, ev.Param, tc.want)
+			}
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("INVITE from an untrusted source is refused with 403", func(t *testing.T) {
+		out, err := runSippUAC(t, "127.0.0.2", e.gatewaySIP(), strings.TrimPrefix(didAlice, "+"), 403)
+		if err != nil {
+			t.Fatalf("sipp from 127.0.0.2 did not get 403: %v\n%s", err, out)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("browser callee: matrix-js-sdk in Chromium answers Call.incoming", func(t *testing.T) {
+		b := testpeers.StartBrowser(t, testpeers.BrowserOptions{
+			Homeserver: e.hs.URL, UserID: e.carolID, AccessToken: e.carolTk, Mode: "answer",
+			Timeout: 90 * time.Second, Freqs: []float64{userToneHz, phoneToneHz},
+		})
+		ctx := ctxT(t, 60*time.Second)
+		if _, err := b.WaitEvent(ctx, "waiting"); err != nil {
+			t.Fatalf("browser not ready: %v", err)
+		}
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didCarol)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.WaitEvent(ctx, "incoming"); err != nil {
+			t.Fatalf("the browser never rang: %v", err)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 20*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatalf("the browser's answer did not reach the phone: %v", err)
+		}
+		heard := 0
+		for heard < 2 {
+			ev, err := b.WaitEvent(ctx, "audio")
+			if err != nil {
+				t.Fatalf("the browser did not hear the phone: %v", err)
+			}
+			if ev.Tone(phoneToneHz) >= 0.5 {
+				heard++
+			}
+		}
+		if err := phone.Hangup(ctxT(t, 5*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.WaitEvent(ctx, "hangup"); err != nil {
+			t.Fatalf("the browser was not told the phone hung up: %v", err)
+		}
+		pcm, rate, err := phone.LastRecording()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm = pcm[len(pcm)/4 : 3*len(pcm)/4]
+		if lvl := media.Goertzel(pcm, rate, userToneHz); lvl < 0.5 {
+			t.Errorf("the browser's tone did not reach the phone (level %.3f)", lvl)
+		}
+		waitNoCalls(t, e)
+	})
+}
+
+// hangupFor matches the m.call.hangup of a call.
+func hangupFor(room id.RoomID, callID string) func(*event.Event) bool {
+	return func(ev *event.Event) bool {
+		return ev.RoomID == room && ev.Type.Type == "m.call.hangup" && strings.Contains(string(ev.Content.VeryRaw), `"`+callID+`"`)
+	}
+}
+
+// loginAgain logs an existing user in on a new device.
+func (e *e2e) loginAgain(t *testing.T, user, password string) *matrixclient.Client {
+	t.Helper()
+	var resp struct {
+		UserID      string `json:"user_id"`
+		AccessToken string `json:"access_token"`
+	}
+	body := fmt.Sprintf(`{"type":"m.login.password","identifier":{"type":"m.id.user","user":%q},"password":%q}`, user, password)
+	if err := e.hs.Do(ctxT(t, 10*time.Second), "POST", "/_matrix/client/v3/login", "", []byte(body), &resp); err != nil {
+		t.Fatal(err)
+	}
+	c, err := matrixclient.New(e.hs.URL, id.UserID(resp.UserID), resp.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetAutoJoin(true)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// runSippUAC sends one INVITE from srcIP to the gateway and expects status.
+func runSippUAC(t *testing.T, srcIP, target, user string, status int) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	scenario := fmt.Sprintf(`<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="expect %d">
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="%d"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Content-Length: 0
+
+    ]]>
+  </send>
+</scenario>
+`, status, status)
+	path := filepath.Join(dir, "uac.xml")
+	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", srcIP, "-p", fmt.Sprint(testpeers.FreeUDPPort(t)),
+		"-s", user, "-m", "1", "-timeout", "20s", "-nostdin", target)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
