@@ -74,7 +74,7 @@ func newRouteRig(t *testing.T, outcome signalling.EventType) *routeRig {
 	t.Cleanup(r.hs.Close)
 	url := r.hs.URL + "/_matrix/client/versions"
 	var err error
-	r.links, err = signalling.NewLinkEstimator(signalling.LinkConfig{Interval: time.Hour, Timeout: time.Second, Probes: []signalling.LinkProbe{{
+	r.links, err = signalling.NewLinkEstimator(signalling.LinkConfig{Interval: time.Hour, Timeout: 10 * time.Second, Probes: []signalling.LinkProbe{{
 		Name: "homeserver", Probe: func(ctx context.Context) error {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			resp, err := http.DefaultClient.Do(req)
@@ -88,6 +88,14 @@ func newRouteRig(t *testing.T, outcome signalling.EventType) *routeRig {
 	}
 	r.links.Start(context.Background())
 	t.Cleanup(r.links.Close)
+	// The tests are about routing, not about a loaded CI machine: make sure
+	// the healthy homeserver was measured as up before they dial (bounded).
+	for i := 0; i < 20; i++ {
+		if st, ok := r.links.Status("homeserver"); ok && st.Up {
+			break
+		}
+		r.links.ProbeNow(context.Background())
+	}
 	gsm := signalling.RouteCandidate{Name: "modem", Dialer: &Dialer{Client: r.client},
 		Available: func() bool { return r.client.Status().Registered() }}
 	emergencyGSM := gsm
@@ -95,7 +103,7 @@ func newRouteRig(t *testing.T, outcome signalling.EventType) *routeRig {
 	emergencyGSM.Dialer = &Dialer{Client: r.client, Emergency: func(string) bool { return true }}
 	r.router, err = signalling.NewFallbackRouter(signalling.FallbackConfig{
 		Routes: []signalling.PatternRoute{{Name: "all", Candidates: []signalling.RouteCandidate{
-			{Name: "matrix", Dialer: r.ip, IP: true, Links: []string{"homeserver"}, MaxRTT: time.Second, MaxLoss: 0.5}, gsm}}},
+			{Name: "matrix", Dialer: r.ip, IP: true, Links: []string{"homeserver"}, MaxRTT: 10 * time.Second, MaxLoss: 0.5}, gsm}}},
 		Links:          r.links,
 		Emergency:      func(n string) bool { return n == "112" || n == "911" },
 		EmergencyRoute: &emergencyGSM,
