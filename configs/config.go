@@ -137,6 +137,13 @@ type Trunk struct {
 	// trunk must present on its INVITEs; empty means none are asked.
 	InboundUsername string `yaml:"inbound_username"`
 	InboundPassword Secret `yaml:"inbound_password"`
+	// Register makes the gateway register with the trunk (as a SIP client
+	// with username/password) so the trunk sends it calls.
+	Register bool `yaml:"register"`
+	// RegisterUser is the address-of-record user; empty means username.
+	RegisterUser string `yaml:"register_user"`
+	// RegisterExpires is the binding lifetime asked for.
+	RegisterExpires time.Duration `yaml:"register_expires"`
 }
 
 // MediaConfig configures RTP toward the trunks and the Opus encoder.
@@ -245,13 +252,14 @@ func Defaults() *Config {
 // of sip.trunks starts from it.
 func TrunkDefaults() Trunk {
 	return Trunk{
-		Port:           5060,
-		Transport:      "udp",
-		FromUser:       "{caller_id}",
-		NumberFormat:   "e164",
-		NationalPrefix: "0",
-		SetupTimeout:   8 * time.Second,
-		RingTimeout:    60 * time.Second,
+		Port:            5060,
+		Transport:       "udp",
+		FromUser:        "{caller_id}",
+		NumberFormat:    "e164",
+		NationalPrefix:  "0",
+		SetupTimeout:    8 * time.Second,
+		RingTimeout:     60 * time.Second,
+		RegisterExpires: time.Hour,
 	}
 }
 

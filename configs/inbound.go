@@ -89,6 +89,12 @@ func (c *Config) validateInbound(v *validator) {
 		if t.InboundUsername != "" && t.InboundPassword == "" {
 			v.bad(p+".inbound_password", "required when inbound_username is set")
 		}
+		if t.Register && t.Username == "" && t.RegisterUser == "" {
+			v.bad(p+".register_user", "required (or username) when register is true")
+		}
+		if t.Register && (t.RegisterExpires < time.Minute || t.RegisterExpires > 24*time.Hour) {
+			v.bad(p+".register_expires", "must be between 1m and 24h, got %s", t.RegisterExpires)
+		}
 	}
 	in := c.Inbound
 	for i, r := range in.Routes {
@@ -109,4 +115,12 @@ func (c *Config) validateInbound(v *validator) {
 	if in.RingTimeout < 5*time.Second || in.RingTimeout > 5*time.Minute {
 		v.bad("inbound.ring_timeout", "must be between 5s and 5m, got %s", in.RingTimeout)
 	}
+}
+
+// RegistrationUser is the address-of-record user the gateway registers as.
+func (t *Trunk) RegistrationUser() string {
+	if t.RegisterUser != "" {
+		return t.RegisterUser
+	}
+	return t.Username
 }

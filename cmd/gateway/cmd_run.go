@@ -113,6 +113,7 @@ type gateway struct {
 	store     *store.Store // call records, DM rooms
 	turn      *embeddedTURN
 	modem     *modemBackend // nil unless modem.enabled
+	regs      []*sip.Registration
 }
 
 // build wires the gateway from its configuration. Nothing listens yet but the
@@ -259,6 +260,11 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		g.close()
 		return nil, err
 	}
+	g.regs, err = startRegistrations(cfg, g.ua, g.registry)
+	if err != nil {
+		g.close()
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -292,6 +298,9 @@ func (g *gateway) start(ctx context.Context) error {
 
 // close stops everything that was started; calls must be over by then.
 func (g *gateway) close() {
+	for _, r := range g.regs {
+		r.Close()
+	}
 	g.turn.close()
 	g.modem.close()
 	if g.connector != nil {

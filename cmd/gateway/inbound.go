@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/matrix-gateway/gateway/configs"
 	"github.com/matrix-gateway/gateway/signalling"
 	"github.com/matrix-gateway/gateway/signalling/matrix"
@@ -55,4 +57,43 @@ func inboundConfig(cfg *configs.Config, mf sip.MediaFactory, mgr *signalling.Man
 			return err
 		},
 	}
+}
+
+// startRegistrations registers with every trunk that asks for it and
+// exports each registration's state as gateway_sip_registered{trunk}.
+func startRegistrations(cfg *configs.Config, ua *sip.UA, reg prometheus.Registerer) ([]*sip.Registration, error) {
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gateway_sip_registered", Help: "1 while the registration with a trunk is current.",
+	}, []string{"trunk"})
+	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gateway_sip_registration_failures_total", Help: "Failed REGISTER attempts, by trunk.",
+	}, []string{"trunk"})
+	reg.MustRegister(gauge, failures)
+	var out []*sip.Registration
+	for i := range cfg.SIP.Trunks {
+		t := &cfg.SIP.Trunks[i]
+		if !t.Register {
+			continue
+		}
+		r, err := ua.Register(sip.RegisterConfig{
+			Trunk: t.Name, Host: t.Host, Port: t.Port, Transport: t.Transport,
+			User: t.RegistrationUser(), Domain: t.FromHost(), Username: t.Username, Password: t.Password.Reveal(),
+			Expires: t.RegisterExpires,
+		}, func(st sip.RegistrationStatus) {
+			if st.Registered {
+				gauge.WithLabelValues(st.Trunk).Set(1)
+			} else {
+				gauge.WithLabelValues(st.Trunk).Set(0)
+				failures.WithLabelValues(st.Trunk).Inc()
+			}
+		})
+		if err != nil {
+			for _, x := range out {
+				x.Close()
+			}
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/matrix-gateway/gateway/internal/matrixclient"
 	"github.com/matrix-gateway/gateway/internal/testpeers"
 	"github.com/matrix-gateway/gateway/media"
+	"github.com/matrix-gateway/gateway/signalling/store"
 )
 
 const (
@@ -92,6 +94,15 @@ func TestE2EInbound(t *testing.T) {
 			t.Errorf("the Matrix callee's tone did not reach the phone (level %.3f)", lvl)
 		}
 		waitNoCalls(t, e)
+		rec := waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool {
+			return r.Direction == "to_matrix" && r.MatrixCallID == string(inc.Invite.CallID)
+		})
+		if rec.Answered == "" || rec.DurationSeconds <= 0 || rec.Cause != "normal" || rec.EndedBy != "matrix" ||
+			rec.CalleeUser != string(e.alice.Cli.UserID) || rec.CalleeNumber != didAlice || rec.CallerNumber != "+"+callerUser ||
+			rec.SIPCallID == "" || rec.Trunk == "" || !strings.HasPrefix(rec.PhoneCodec, "PCMU") || !strings.HasPrefix(rec.MatrixCodec, "opus") ||
+			rec.PhonePacketsIn == 0 || rec.MatrixPacketsIn == 0 {
+			t.Errorf("call record of the answered inbound call: %+v", rec)
+		}
 
 		// A second call from the same number rings in the same DM room.
 		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
@@ -115,6 +126,10 @@ func TestE2EInbound(t *testing.T) {
 			t.Errorf("rejected call ended with %q, want 603 Decline", ev.Param)
 		}
 		waitNoCalls(t, e)
+		rec = waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool { return r.MatrixCallID == string(inc2.Invite.CallID) })
+		if rec.Cause != "rejected" || rec.SIPStatus != 603 || rec.Answered != "" {
+			t.Errorf("call record of the rejected call: %+v", rec)
+		}
 	})
 
 	t.Run("caller cancels while the Matrix user's clients ring", func(t *testing.T) {
@@ -157,6 +172,10 @@ func TestE2EInbound(t *testing.T) {
 		}
 		if !strings.Contains(string(hev.Content.VeryRaw), "invite_timeout") {
 			t.Errorf("hangup %s, want reason invite_timeout", hev.Content.VeryRaw)
+		}
+		rec := waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool { return r.MatrixCallID == string(inc.Invite.CallID) })
+		if rec.Cause != "no_answer" || rec.SIPStatus != 480 || rec.MatrixReason != "invite_timeout" {
+			t.Errorf("call record of the unanswered call: %+v", rec)
 		}
 	})
 
@@ -222,6 +241,55 @@ func TestE2EInbound(t *testing.T) {
 		out, err := runSippUAC(t, "127.0.0.2", e.gatewaySIP(), strings.TrimPrefix(didAlice, "+"), 403)
 		if err != nil {
 			t.Fatalf("sipp from 127.0.0.2 did not get 403: %v\n%s", err, out)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("SDP without a common codec gets 488", func(t *testing.T) {
+		out, err := runSippUACWith(t, "127.0.0.1", e.gatewaySIP(), strings.TrimPrefix(didAlice, "+"), 488,
+			"m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000")
+		if err != nil {
+			t.Fatalf("an offer of only G.729 did not get 488: %v\n%s", err, out)
+		}
+		waitNoCalls(t, e)
+	})
+
+	t.Run("an INVITE flood is refused without disturbing a call in progress", func(t *testing.T) {
+		phone := callerPhone(t)
+		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+			t.Fatal(err)
+		}
+		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		call, err := inc.Answer(ctxT(t, 10*time.Second), "alice-dev1", userToneHz)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		before := len(call.Received())
+		codes := floodInvites(t, "127.0.0.3", e.gatewaySIP(), 200)
+		t.Logf("flood of 200 INVITEs from 127.0.0.3: responses %v", codes)
+		if codes[503] == 0 || codes[403] == 0 || codes[503]+codes[403] < 150 {
+			t.Errorf("flood responses %v: want 403 for the first burst and 503 once over the rate", codes)
+		}
+		time.Sleep(2 * time.Second)
+		got := call.Received()
+		if len(got)-before < 8000 {
+			t.Errorf("audio of the call in progress stalled during the flood: %d new samples", len(got)-before)
+		}
+		if lvl := toneLevel(got, phoneToneHz); lvl < 0.5 {
+			t.Errorf("audio of the call in progress damaged during the flood (level %.3f)", lvl)
+		}
+		if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatal(err)
 		}
 		waitNoCalls(t, e)
 	})
@@ -303,6 +371,12 @@ func (e *e2e) loginAgain(t *testing.T, user, password string) *matrixclient.Clie
 // runSippUAC sends one INVITE from srcIP to the gateway and expects status.
 func runSippUAC(t *testing.T, srcIP, target, user string, status int) (string, error) {
 	t.Helper()
+	return runSippUACWith(t, srcIP, target, user, status, "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000")
+}
+
+// runSippUACWith is runSippUAC with the SDP's media lines.
+func runSippUACWith(t *testing.T, srcIP, target, user string, status int, mlines string) (string, error) {
+	t.Helper()
 	dir := t.TempDir()
 	scenario := fmt.Sprintf(`<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="expect %d">
@@ -324,8 +398,7 @@ o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
 s=-
 c=IN IP[media_ip_type] [media_ip]
 t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
+%s
     ]]>
   </send>
   <recv response="100" optional="true"/>
@@ -343,7 +416,7 @@ Content-Length: 0
     ]]>
   </send>
 </scenario>
-`, status, status)
+`, status, mlines, status)
 	path := filepath.Join(dir, "uac.xml")
 	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
 		t.Fatal(err)
@@ -355,4 +428,50 @@ Content-Length: 0
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// floodInvites sends n INVITEs as fast as it can from srcIP over UDP and
+// counts the final responses by status (bounded: 10 s).
+func floodInvites(t *testing.T, srcIP, target string, n int) map[int]int {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", srcIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().String()
+	for i := 0; i < n; i++ {
+		msg := fmt.Sprintf("INVITE sip:15559990001@%s SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK-flood-%d\r\n"+
+			"From: <sip:flood@%s>;tag=f%d\r\nTo: <sip:15559990001@%s>\r\n"+
+			"Call-ID: flood-%d@%s\r\nCSeq: 1 INVITE\r\nContact: <sip:flood@%s>\r\nMax-Forwards: 70\r\n"+
+			"Content-Length: 0\r\n\r\n", target, local, i, srcIP, i, target, i, srcIP, local)
+		if _, err := conn.WriteTo([]byte(msg), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	codes := map[int]int{}
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(10 * time.Second)
+	final := 0
+	for final < n && time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		m, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			if final > 0 {
+				break
+			}
+			continue
+		}
+		var code int
+		if _, err := fmt.Sscanf(string(buf[:m]), "SIP/2.0 %d", &code); err == nil && code >= 200 {
+			codes[code]++
+			final++
+		}
+	}
+	return codes
 }
