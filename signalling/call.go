@@ -59,14 +59,16 @@ type Call struct {
 
 	state    atomic.Int32
 	started  time.Time
-	answered time.Time
+	ringing  time.Time
+	answered time.Time // the far side answered and our side answered too
+	bridged  time.Time // audio is bridged
 	ended    time.Time
 	dir      Direction
 
 	// Owned by the event loop.
-	in, out  Leg
-	deadline time.Time
-	bridged  bool
+	in, out   Leg
+	deadline  time.Time
+	isBridged bool
 
 	endOnce  sync.Once
 	endCause Cause
@@ -155,6 +157,10 @@ func (c *Call) handle(ev Event) bool {
 			return false
 		}
 		c.state.Store(int32(StateRinging))
+		if c.ringing.IsZero() {
+			c.ringing = time.Now()
+			c.mgr.metrics.setup(c.dir, "ringing", c.ringing.Sub(c.started))
+		}
 		c.log.Debug().Stringer("event", ev.Type).Msg("far side alerting")
 		if r, ok := c.in.(Ringer); ok {
 			if err := r.Ringing(c.ctx); err != nil {
@@ -165,12 +171,13 @@ func (c *Call) handle(ev Event) bool {
 		if ev.Leg != c.out || c.State() >= StateAnswered {
 			return false
 		}
+		farAnswer := time.Now()
 		if err := c.in.Answer(c.ctx); err != nil {
 			c.log.Error().Err(err).Msg("answering the inbound leg failed")
 			c.end(nil, CauseMediaFailed, "inbound answer failed: "+err.Error())
 			return true
 		}
-		c.answered = time.Now()
+		c.answered = farAnswer
 		c.state.Store(int32(StateAnswered))
 		a, b := c.in.Audio(), c.out.Audio()
 		if a == nil || b == nil {
@@ -183,10 +190,13 @@ func (c *Call) handle(ev Event) bool {
 			c.end(nil, CauseIncompatible, err.Error())
 			return true
 		}
-		c.bridged = true
+		c.isBridged = true
+		c.bridged = time.Now()
+		c.mgr.metrics.setup(c.dir, "answer", c.bridged.Sub(c.answered))
 		c.mgr.rec.CallAnswered(c.record())
 		c.log.Info().Int("rate", rate).Str("a", a.String()).Str("b", b.String()).
-			Dur("setup", c.answered.Sub(c.started)).Msg("call answered and bridged")
+			Dur("setup", c.answered.Sub(c.started)).Dur("answer_overhead", c.bridged.Sub(c.answered)).
+			Msg("call answered and bridged")
 		c.mgr.metrics.answered()
 	case EventHangup:
 		c.end(ev.Leg, ev.Cause, ev.Detail)
@@ -206,7 +216,7 @@ func (c *Call) end(from Leg, cause Cause, detail string) {
 		if from != nil {
 			c.endLeg = from.Kind()
 		}
-		if c.bridged {
+		if c.isBridged {
 			media.Unbridge(c.in.Audio(), c.out.Audio())
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), teardownTimeout)
@@ -241,7 +251,7 @@ func (c *Call) end(from Leg, cause Cause, detail string) {
 func (c *Call) record() CallRecord {
 	r := CallRecord{
 		ID: c.ID, Direction: c.dir, From: c.From, To: c.To,
-		Started: c.started, Answered: c.answered, Ended: c.ended,
+		Started: c.started, Ringing: c.ringing, Answered: c.answered, Bridged: c.bridged, Ended: c.ended,
 		Cause: c.endCause, EndedBy: c.endLeg,
 	}
 	for _, l := range []Leg{c.in, c.out} {

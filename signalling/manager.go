@@ -105,6 +105,13 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	}, nil
 }
 
+// AddRecorder adds a recorder that gets every call record too (an exporter,
+// a measurement). Call it before the first call: it is not synchronised
+// with calls in progress.
+func (m *Manager) AddRecorder(r Recorder) {
+	m.rec = Recorders{m.rec, r}
+}
+
 // OriginateRequest describes a call an inbound leg wants to place.
 type OriginateRequest struct {
 	From     Party     // the caller; From.MatrixUser is checked against the policy

@@ -1,6 +1,10 @@
 package signalling
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the call core's Prometheus metrics.
 type Metrics struct {
@@ -9,6 +13,7 @@ type Metrics struct {
 	callsActive   prometheus.Gauge
 	callsEnded    *prometheus.CounterVec
 	callsRefused  *prometheus.CounterVec
+	setupSeconds  *prometheus.HistogramVec
 }
 
 // NewMetrics makes the call metrics and registers them on reg (nil: not registered).
@@ -29,9 +34,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		callsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gateway_calls_refused_total", Help: "Calls refused before dialling, by cause.",
 		}, []string{"cause"}),
+		setupSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_call_setup_seconds",
+			Help: "Time spent in the gateway setting calls up: stage ringing = call start to the far side alerting " +
+				"(post-dial delay), stage answer = far side answered to our side answered and audio bridged.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"direction", "stage"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.callsStarted, m.callsAnswered, m.callsActive, m.callsEnded, m.callsRefused)
+		reg.MustRegister(m.callsStarted, m.callsAnswered, m.callsActive, m.callsEnded, m.callsRefused, m.setupSeconds)
 	}
 	return m
 }
@@ -40,3 +51,7 @@ func (m *Metrics) started()        { m.callsStarted.Inc(); m.callsActive.Inc() }
 func (m *Metrics) answered()       { m.callsAnswered.Inc() }
 func (m *Metrics) ended(c Cause)   { m.callsActive.Dec(); m.callsEnded.WithLabelValues(c.String()).Inc() }
 func (m *Metrics) refused(c Cause) { m.callsRefused.WithLabelValues(c.String()).Inc() }
+
+func (m *Metrics) setup(d Direction, stage string, took time.Duration) {
+	m.setupSeconds.WithLabelValues(string(d), stage).Observe(took.Seconds())
+}

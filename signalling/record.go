@@ -20,7 +20,9 @@ type CallRecord struct {
 	To        Party
 
 	Started  time.Time
+	Ringing  time.Time // the far side first alerted (post-dial delay = Ringing - Started)
 	Answered time.Time // zero if never answered
+	Bridged  time.Time // both legs answered and audio bridged (Bridged - Answered = answer overhead)
 	Ended    time.Time // zero while the call is up
 
 	Cause   Cause  // neutral end cause
@@ -70,3 +72,27 @@ type nopRecorder struct{}
 func (nopRecorder) CallStarted(CallRecord)  {}
 func (nopRecorder) CallAnswered(CallRecord) {}
 func (nopRecorder) CallEnded(CallRecord)    {}
+
+// Recorders sends every record to each of its recorders in turn.
+type Recorders []Recorder
+
+// CallStarted implements Recorder.
+func (rs Recorders) CallStarted(r CallRecord) {
+	for _, x := range rs {
+		x.CallStarted(r)
+	}
+}
+
+// CallAnswered implements Recorder.
+func (rs Recorders) CallAnswered(r CallRecord) {
+	for _, x := range rs {
+		x.CallAnswered(r)
+	}
+}
+
+// CallEnded implements Recorder.
+func (rs Recorders) CallEnded(r CallRecord) {
+	for _, x := range rs {
+		x.CallEnded(r)
+	}
+}

@@ -68,6 +68,7 @@ type Connector struct {
 	sessions map[sessionKey]callHandler
 	ghosts   map[id.RoomID]map[id.UserID]bool // ghosts joined per room
 	joins    map[joinKey][]chan struct{}      // waiting for a user to join a room
+	names    map[id.UserID]string             // display names set on ghosts since start
 	seen     *eventIDSet
 
 	stop chan struct{}

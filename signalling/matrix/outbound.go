@@ -222,6 +222,7 @@ func (oc *outCall) isAnswered() bool {
 // setup finds or makes the DM room, waits for the callee to be in it, makes
 // the WebRTC offer and sends m.call.invite. false: the call failed (posted).
 func (oc *outCall) setup(ctx context.Context) bool {
+	t0 := time.Now()
 	if err := oc.intent.EnsureRegistered(ctx); err != nil {
 		oc.fail(signalling.CauseUnreachable, "registering the caller's ghost failed", err)
 		return false
@@ -231,11 +232,13 @@ func (oc *outCall) setup(ctx context.Context) bool {
 		if oc.from.DisplayName != "" {
 			name = oc.from.DisplayName + " (" + name + ")"
 		}
-		if err := oc.intent.SetDisplayName(ctx, name); err != nil {
-			oc.log.Debug().Err(err).Msg("setting the ghost's display name failed")
+		if oc.c.displayNameChanged(oc.ghost, name) {
+			if err := oc.intent.SetDisplayName(ctx, name); err != nil {
+				oc.log.Debug().Err(err).Msg("setting the ghost's display name failed")
+			}
 		}
 	}
-	room, err := oc.c.dmRoom(ctx, oc.intent, oc.ghost, oc.callee)
+	room, joined, err := oc.c.dmRoom(ctx, oc.intent, oc.ghost, oc.callee)
 	if err != nil {
 		cause := signalling.CauseOf(err)
 		if cause == signalling.CauseUnknown {
@@ -249,13 +252,16 @@ func (oc *outCall) setup(ctx context.Context) bool {
 		return false
 	}
 	oc.log = oc.log.With().Stringer("room_id", room).Logger()
-	jctx, jcancel := context.WithTimeout(ctx, min(joinTimeout, oc.lifetime))
-	err = oc.c.waitJoined(jctx, oc.intent, room, oc.callee)
-	jcancel()
-	if err != nil {
-		oc.fail(signalling.CauseNoAnswer, "the Matrix user did not join the room", err)
-		return false
+	if !joined {
+		jctx, jcancel := context.WithTimeout(ctx, min(joinTimeout, oc.lifetime))
+		err = oc.c.waitJoined(jctx, oc.intent, room, oc.callee)
+		jcancel()
+		if err != nil {
+			oc.fail(signalling.CauseNoAnswer, "the Matrix user did not join the room", err)
+			return false
+		}
 	}
+	tRoom := time.Now()
 	peer, err := oc.c.cfg.WebRTC.Offer(oc.onICE)
 	if err != nil {
 		oc.fail(signalling.CauseMediaFailed, "making the WebRTC offer failed", err)
@@ -274,6 +280,7 @@ func (oc *outCall) setup(ctx context.Context) bool {
 		oc.fail(signalling.CauseMediaFailed, "ICE gathering failed", err)
 		return false
 	}
+	tICE := time.Now()
 	key := sessionKey{room: room, call: oc.callID}
 	oc.mu.Lock()
 	oc.key, oc.peer, oc.audio = key, peer, audio
@@ -293,11 +300,13 @@ func (oc *outCall) setup(ctx context.Context) bool {
 	oc.mu.Lock()
 	oc.invited = true
 	oc.mu.Unlock()
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventRinging})
+	oc.log.Info().Dur("room", tRoom.Sub(t0)).Dur("ice", tICE.Sub(tRoom)).Dur("invite", time.Since(tICE)).
+		Msg("ringing the Matrix user")
+	// All our candidates are in the offer; the marker lets clients stop waiting.
 	if err := oc.c.send(ctx, oc.intent, room, &Candidates{Common: oc.common(), Candidates: []Candidate{EndOfCandidates()}}); err != nil {
 		oc.log.Warn().Err(err).Msg("sending end of candidates failed")
 	}
-	oc.log.Info().Msg("ringing the Matrix user")
-	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventRinging})
 	return true
 }
 
@@ -505,25 +514,26 @@ func describeAudio(r *signalling.CallRecord, a AudioEndpoint) {
 }
 
 // dmRoom returns the DM room of ghost and user, creating it (and inviting
-// the user again if they left) when needed.
-func (c *Connector) dmRoom(ctx context.Context, intent *appservice.IntentAPI, ghost, user id.UserID) (id.RoomID, error) {
-	if room, ok, err := c.rooms.DMRoom(ctx, string(ghost), string(user)); err == nil && ok {
-		members, err := intent.JoinedMembers(ctx, id.RoomID(room))
+// the user again if they left) when needed; joined tells whether the user
+// is in it already.
+func (c *Connector) dmRoom(ctx context.Context, intent *appservice.IntentAPI, ghost, user id.UserID) (room id.RoomID, joined bool, err error) {
+	if stored, ok, err := c.rooms.DMRoom(ctx, string(ghost), string(user)); err == nil && ok {
+		members, err := intent.JoinedMembers(ctx, id.RoomID(stored))
 		if err == nil {
-			if _, joined := members.Joined[user]; !joined {
-				if _, err := intent.InviteUser(ctx, id.RoomID(room), &mautrix.ReqInviteUser{UserID: user}); err != nil {
+			if _, joined = members.Joined[user]; !joined {
+				if _, err := intent.InviteUser(ctx, id.RoomID(stored), &mautrix.ReqInviteUser{UserID: user}); err != nil {
 					c.log.Debug().Err(err).Msg("re-inviting the user to the DM failed")
 				}
 			}
-			return id.RoomID(room), nil
+			return id.RoomID(stored), joined, nil
 		}
-		c.log.Info().Err(err).Str("room_id", room).Msg("stored DM room unusable; creating a new one")
+		c.log.Info().Err(err).Str("room_id", stored).Msg("stored DM room unusable; creating a new one")
 	}
 	// A user that does not exist would get a room nobody joins: ask first.
 	if _, err := intent.GetProfile(ctx, user); err != nil {
 		var herr mautrix.HTTPError
 		if errors.As(err, &herr) && herr.IsStatus(404) {
-			return "", signalling.NewCauseError(signalling.CauseNotFound, "no such Matrix user "+string(user), err)
+			return "", false, signalling.NewCauseError(signalling.CauseNotFound, "no such Matrix user "+string(user), err)
 		}
 		c.log.Debug().Err(err).Msg("profile lookup failed; trying the invite anyway")
 	}
@@ -531,13 +541,28 @@ func (c *Connector) dmRoom(ctx context.Context, intent *appservice.IntentAPI, gh
 		Invite: []id.UserID{user}, IsDirect: true, Preset: "trusted_private_chat",
 	})
 	if err != nil {
-		return "", fmt.Errorf("matrix: creating the DM room: %w", err)
+		return "", false, fmt.Errorf("matrix: creating the DM room: %w", err)
 	}
 	c.setGhost(resp.RoomID, ghost, true)
 	if err := c.rooms.SetDMRoom(ctx, string(ghost), string(user), string(resp.RoomID)); err != nil {
 		c.log.Warn().Err(err).Msg("saving the DM room failed")
 	}
-	return resp.RoomID, nil
+	return resp.RoomID, false, nil
+}
+
+// displayNameChanged records name as ghost's display name and reports
+// whether it differs from the one set before (since start).
+func (c *Connector) displayNameChanged(ghost id.UserID, name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names == nil {
+		c.names = make(map[id.UserID]string)
+	}
+	if c.names[ghost] == name {
+		return false
+	}
+	c.names[ghost] = name
+	return true
 }
 
 // waitJoined returns once user is joined to room (asking the homeserver,
