@@ -245,6 +245,57 @@ func TestE2EInbound(t *testing.T) {
 		waitNoCalls(t, e)
 	})
 
+	t.Run("glare: both call each other, the lower call_id wins", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, callID string
+			userWins     bool
+		}{{"user's call wins", "0-glare", true}, {"gateway's call wins", "zz-glare", false}} {
+			t.Run(tc.name, func(t *testing.T) {
+				phone := callerPhone(t)
+				if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+					t.Fatal(err)
+				}
+				inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+				if err != nil {
+					t.Fatal(err)
+				}
+				// At the same time alice calls the caller's ghost in the same room.
+				mine, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), inc.Room, matrixclient.CallOptions{
+					Invitee: inc.Sender, CallID: tc.callID, PartyID: "alice-glare", ToneHz: userToneHz})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var heard func() []int16
+				if tc.userWins {
+					waitClosed(t, mine.Answered(), 15*time.Second, "the gateway to answer the user's winning call")
+					heard = mine.Received
+				} else {
+					select {
+					case <-mine.Answered():
+						t.Fatal("the gateway answered the user's losing call")
+					case <-time.After(time.Second):
+					}
+					call, err := inc.Answer(ctxT(t, 10*time.Second), "alice-dev1", userToneHz)
+					if err != nil {
+						t.Fatal(err)
+					}
+					heard = call.Received
+				}
+				if _, err := phone.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
+					t.Fatalf("the phone's call was not connected: %v", err)
+				}
+				time.Sleep(2 * time.Second)
+				if lvl := toneLevel(heard(), phoneToneHz); lvl < 0.5 {
+					t.Errorf("no audio from the phone on the winning call (level %.3f)", lvl)
+				}
+				if err := phone.Hangup(ctxT(t, 5*time.Second)); err != nil {
+					t.Fatal(err)
+				}
+				waitNoCalls(t, e)
+			})
+		}
+	})
+
 	t.Run("SDP without a common codec gets 488", func(t *testing.T) {
 		out, err := runSippUACWith(t, "127.0.0.1", e.gatewaySIP(), strings.TrimPrefix(didAlice, "+"), 488,
 			"m=audio [media_port] RTP/AVP 18\na=rtpmap:18 G729/8000")

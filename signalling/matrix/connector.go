@@ -318,6 +318,20 @@ func (c *Connector) handleCallEvent(evt *event.Event) {
 	c.mu.Lock()
 	h := c.sessions[key]
 	if h == nil && evt.Type.Type == EventInvite {
+		if oc := c.glare(evt.RoomID, evt.Sender); oc != nil {
+			// Both sides called each other (spec: glare): the lower call_id
+			// wins. If it is the user's, our ringing call adopts it.
+			if key.call < oc.callIDNow() {
+				c.sessions[key] = oc
+				c.mu.Unlock()
+				log.Info().Str("call_id", string(key.call)).Msg("glare: the user's call wins; answering it")
+				oc.push(inbound{evt: evt, content: content})
+				return
+			}
+			c.mu.Unlock()
+			log.Info().Str("call_id", string(key.call)).Msg("glare: our call wins; the user's client will answer it")
+			return
+		}
 		s := newSession(c, key, evt.Sender)
 		h = s
 		c.sessions[key] = s
@@ -376,6 +390,16 @@ func (c *Connector) endRoomCalls(room id.RoomID, caller id.UserID, why string) {
 	for _, h := range list {
 		h.push(inbound{leave: why})
 	}
+}
+
+// glare returns our unanswered call to user in room, if any. c.mu is held.
+func (c *Connector) glare(room id.RoomID, user id.UserID) *outCall {
+	for k, h := range c.sessions {
+		if oc, ok := h.(*outCall); ok && k.room == room && oc.callee == user && oc.ringingOut() {
+			return oc
+		}
+	}
+	return nil
 }
 
 // register routes the events of a call the gateway places; false if the

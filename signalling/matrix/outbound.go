@@ -318,7 +318,78 @@ func (oc *outCall) onICE(st webrtc.ICEConnectionState) {
 }
 
 func (oc *outCall) common() Common {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
 	return Common{CallID: oc.callID, PartyID: oc.c.partyID, Version: Version1}
+}
+
+// callIDNow is the Matrix call_id the call uses now (it changes on glare).
+func (oc *outCall) callIDNow() CallID {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return oc.callID
+}
+
+// ringingOut reports whether our invite is out and not answered.
+func (oc *outCall) ringingOut() bool {
+	oc.mu.Lock()
+	defer oc.mu.Unlock()
+	return oc.invited && !oc.answered && !oc.ended
+}
+
+// adopt answers the callee's own invite instead of waiting for an answer
+// to ours (glare, the callee's call_id is lower): our invite is withdrawn,
+// the call continues under the callee's call_id, and the call core sees an
+// answer.
+func (oc *outCall) adopt(inv *Invite) {
+	oc.mu.Lock()
+	if oc.answered || oc.ended {
+		oc.mu.Unlock()
+		return
+	}
+	oldPeer, oldAudio, oldKey, oldCommon := oc.peer, oc.audio, oc.key, Common{CallID: oc.callID, PartyID: oc.c.partyID, Version: Version1}
+	oc.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	peer, err := oc.c.cfg.WebRTC.Answer(inv.Offer.SDP, oc.onICE)
+	if err != nil {
+		oc.remoteEnd(signalling.CauseIncompatible, "glare: cannot answer the user's offer")
+		return
+	}
+	audio, err := oc.c.cfg.NewAudio(peer)
+	if err != nil {
+		_ = peer.Close()
+		oc.remoteEnd(signalling.CauseMediaFailed, "glare: audio endpoint")
+		return
+	}
+	sdp, err := peer.LocalDescription(ctx)
+	if err != nil {
+		_ = audio.Close()
+		_ = peer.Close()
+		oc.remoteEnd(signalling.CauseMediaFailed, "glare: ICE gathering failed")
+		return
+	}
+	// Withdraw our invite; the user's client drops it too (it lost).
+	_ = oc.c.send(ctx, oc.intent, oldKey.room, &Hangup{Common: oldCommon, Reason: signalling.MatrixReasonUserHangup})
+	oc.mu.Lock()
+	oc.callID = inv.CallID
+	oc.key = sessionKey{room: oldKey.room, call: inv.CallID}
+	oc.peer, oc.audio = peer, audio
+	oc.answered, oc.selected = true, inv.PartyID
+	oc.pending = nil
+	oc.mu.Unlock()
+	oc.c.forgetKey(oldKey, oc)
+	_ = oldAudio.Close()
+	_ = oldPeer.Close()
+	ans := &Answer{Common: oc.common(), Answer: SessionDescription{Type: "answer", SDP: sdp}}
+	ans.SetMetadata(StreamMetadata{media.WebRTCStreamID: {Purpose: PurposeUserMedia}})
+	if err := oc.c.send(ctx, oc.intent, oldKey.room, ans); err != nil {
+		oc.remoteEnd(signalling.CauseUnreachable, "glare: sending m.call.answer failed")
+		return
+	}
+	_ = oc.c.send(ctx, oc.intent, oldKey.room, &Candidates{Common: oc.common(), Candidates: []Candidate{EndOfCandidates()}})
+	oc.log.Info().Str("call_id", string(inv.CallID)).Msg("glare: answered the user's call")
+	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventAnswered})
 }
 
 // remoteEnd tells the call the Matrix side ended.
@@ -332,6 +403,8 @@ func (oc *outCall) remoteEnd(cause signalling.Cause, detail string) {
 // handle processes one event from the callee.
 func (oc *outCall) handle(in inbound) {
 	switch v := in.content.(type) {
+	case *Invite:
+		oc.adopt(v)
 	case *Answer:
 		oc.onAnswer(v)
 	case *Candidates:
