@@ -1,39 +1,17 @@
 package configs
 
 import (
-	"regexp"
 	"strings"
+
+	"github.com/matrix-gateway/gateway/signalling"
 )
 
-// CompilePattern turns a pattern into an anchored regular expression. A
-// pattern is either "re:<regex>" (RE2, matched against the whole string) or
-// a glob where '*' matches any run of characters, '?' exactly one, and every
-// other character itself: the same syntax as signalling.Policy.
-func CompilePattern(p string) (*regexp.Regexp, error) {
-	if rest, ok := strings.CutPrefix(p, "re:"); ok {
-		return regexp.Compile("^(?:" + rest + ")$")
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for _, r := range p {
-		switch r {
-		case '*':
-			b.WriteString(".*")
-		case '?':
-			b.WriteString(".")
-		default:
-			b.WriteString(regexp.QuoteMeta(string(r)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
-}
-
-// matchAny reports whether s matches one of patterns; a pattern that does
-// not compile matches nothing.
+// matchAny reports whether s matches one of patterns (signalling's pattern
+// syntax: globs or "re:"); a pattern that does not compile matches nothing
+// (Validate reports it).
 func matchAny(patterns []string, s string) bool {
 	for _, p := range patterns {
-		if re, err := CompilePattern(p); err == nil && re.MatchString(s) {
+		if pat, err := signalling.CompilePattern(p); err == nil && pat.Match(s) {
 			return true
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"maunium.net/go/mautrix/id"
+
+	"github.com/matrix-gateway/gateway/signalling"
 )
 
 // ghostParts splits the ghost localpart template around {number}.
@@ -70,30 +72,14 @@ func (c *Config) NumberFromGhost(userID id.UserID) (string, bool) {
 }
 
 // GhostDisplayname renders the ghost display name template for an E.164
-// number: {formatted} becomes FormatNumber's output, {number} the digits.
+// number: {formatted} becomes signalling.Format's output ("+1 555 010 0100"),
+// {number} the digits.
 func (c *Config) GhostDisplayname(e164 string) string {
 	r := strings.NewReplacer(
-		"{formatted}", FormatNumber(e164, c.Phone.DefaultCountryCode),
+		"{formatted}", signalling.Format(e164),
 		"{number}", strings.TrimPrefix(e164, "+"),
 	)
 	return r.Replace(c.AppService.GhostDisplaynameTemplate)
-}
-
-// FormatNumber writes an E.164 number for people: "+1 555 010 0100" for
-// NANP numbers, "+CC NATIONAL" for numbers in the default country code and
-// the plain "+DIGITS" otherwise.
-func FormatNumber(e164, defaultCountryCode string) string {
-	digits := strings.TrimPrefix(e164, "+")
-	if digits == "" {
-		return e164
-	}
-	if strings.HasPrefix(digits, "1") && len(digits) == 11 {
-		return "+1 " + digits[1:4] + " " + digits[4:7] + " " + digits[7:]
-	}
-	if defaultCountryCode != "" && strings.HasPrefix(digits, defaultCountryCode) && len(digits) > len(defaultCountryCode) {
-		return "+" + defaultCountryCode + " " + digits[len(defaultCountryCode):]
-	}
-	return "+" + digits
 }
 
 // RTPAdvertiseAddr returns the IP written in SDP toward trunks:

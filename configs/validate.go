@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/matrix-gateway/gateway/signalling"
 )
 
 // Validate checks every rule and returns a *ValidationError listing all
@@ -29,7 +31,6 @@ var (
 	countryCodeRe = regexp.MustCompile(`^[1-9][0-9]{0,2}$`)
 	e164Re        = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 	digitsRe      = regexp.MustCompile(`^[0-9]*$`)
-	numberGlobRe  = regexp.MustCompile(`^\+?[0-9*?]+$`)
 	hostLabelRe   = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 	templateVarRe = regexp.MustCompile(`\{[^{}]*\}`)
 )
@@ -370,20 +371,8 @@ func (v *validator) hostPort(path, addr string) {
 // pattern checks a number pattern: "re:<regex>" or a glob of a leading '+',
 // digits, '*' and '?' (the syntax signalling.Policy accepts).
 func (v *validator) pattern(path, p string) {
-	if p == "" {
-		v.bad(path, "empty pattern")
-		return
-	}
-	if rest, ok := strings.CutPrefix(p, "re:"); ok {
-		if rest == "" {
-			v.bad(path, "empty regular expression")
-		} else if _, err := regexp.Compile(rest); err != nil {
-			v.bad(path, "invalid regular expression: %v", err)
-		}
-		return
-	}
-	if !numberGlobRe.MatchString(p) {
-		v.bad(path, "must be a glob of a leading '+', digits, '*' and '?' on E.164 numbers (like \"+1*\") or \"re:<regex>\", got %q", p)
+	if _, err := signalling.CompileNumberPattern(p); err != nil {
+		v.bad(path, "%v: a number pattern is a glob of a leading '+', digits, '*' and '?' (like \"+1*\") or \"re:<regex>\", got %q", err, p)
 	}
 }
 

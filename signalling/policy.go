@@ -2,11 +2,9 @@ package signalling
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 )
 
 // Toll-fraud policy: who may dial out, which destinations are allowed, and
@@ -51,8 +49,8 @@ func (e *PolicyError) HangupCause() Cause { return e.Cause }
 // takes a short mutex once per call set-up and once per release.
 type Policy struct {
 	users   []string
-	allow   []numberRule
-	deny    []numberRule
+	allow   []Pattern
+	deny    []Pattern
 	maxUser int
 	maxAll  int
 
@@ -64,19 +62,6 @@ type Policy struct {
 var _ Authorizer = (*Policy)(nil)
 
 // numberRule is a compiled Numbers or DenyNumbers entry.
-type numberRule struct {
-	src  string
-	glob string         // when re == nil
-	re   *regexp.Regexp // for "re:" rules
-}
-
-func (r *numberRule) match(e164 string) bool {
-	if r.re != nil {
-		return r.re.MatchString(e164)
-	}
-	return globMatch(r.glob, e164)
-}
-
 // NewPolicy validates cfg and builds a Policy. It reports every bad pattern
 // at once.
 func NewPolicy(cfg PolicyConfig) (*Policy, error) {
@@ -99,10 +84,10 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 		}
 		p.users = append(p.users, u)
 	}
-	compile := func(kind string, pats []string) []numberRule {
-		var out []numberRule
+	compile := func(kind string, pats []string) []Pattern {
+		var out []Pattern
 		for _, s := range pats {
-			r, err := compileNumberRule(s)
+			r, err := CompileNumberPattern(s)
 			if err != nil {
 				errs = append(errs, fmt.Sprintf("%s pattern %q: %v", kind, s, err))
 				continue
@@ -119,29 +104,6 @@ func NewPolicy(cfg PolicyConfig) (*Policy, error) {
 	return p, nil
 }
 
-func compileNumberRule(s string) (numberRule, error) {
-	if rest, ok := strings.CutPrefix(s, "re:"); ok {
-		if rest == "" {
-			return numberRule{}, fmt.Errorf("empty regular expression")
-		}
-		re, err := regexp.Compile(`^(?:` + rest + `)$`)
-		if err != nil {
-			return numberRule{}, err
-		}
-		return numberRule{src: s, re: re}, nil
-	}
-	if s == "" {
-		return numberRule{}, fmt.Errorf("empty")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c == '*' || c == '?' || c == '+' && i == 0) {
-			return numberRule{}, fmt.Errorf("only a leading +, digits, * and ? are allowed (or use re:)")
-		}
-	}
-	return numberRule{src: s, glob: s}, nil
-}
-
 // Authorize checks that user may call e164 (a normalised number, see
 // Normalize). Checks, in order: the user against Users, the number's form,
 // DenyNumbers, then Numbers. It returns nil or a *PolicyError.
@@ -153,12 +115,12 @@ func (p *Policy) Authorize(user, e164 string) error {
 		return &PolicyError{Cause: CauseInvalidNumber, Reason: fmt.Sprintf("number %s is not in E.164 form", printable(e164))}
 	}
 	for i := range p.deny {
-		if p.deny[i].match(e164) {
+		if p.deny[i].Match(e164) {
 			return &PolicyError{Cause: CauseForbidden, Reason: fmt.Sprintf("number %s is denied", e164)}
 		}
 	}
 	for i := range p.allow {
-		if p.allow[i].match(e164) {
+		if p.allow[i].Match(e164) {
 			return nil
 		}
 	}
@@ -237,36 +199,3 @@ func printable(s string) string {
 // bytes (also empty) and "?" exactly one rune. It runs in O(len(pattern) *
 // len(s)) worst case without allocating (the classic single-backtrack
 // algorithm).
-func globMatch(pattern, s string) bool {
-	px, sx := 0, 0
-	nextPx, nextSx := -1, -1
-	for px < len(pattern) || sx < len(s) {
-		if px < len(pattern) {
-			switch c := pattern[px]; c {
-			case '*':
-				nextPx, nextSx = px, sx+1
-				px++
-				continue
-			case '?':
-				if sx < len(s) {
-					_, size := utf8.DecodeRuneInString(s[sx:])
-					px++
-					sx += size
-					continue
-				}
-			default:
-				if sx < len(s) && s[sx] == c {
-					px++
-					sx++
-					continue
-				}
-			}
-		}
-		if nextSx > 0 && nextSx <= len(s) {
-			px, sx = nextPx, nextSx
-			continue
-		}
-		return false
-	}
-	return true
-}

@@ -101,7 +101,7 @@ func matcher(patterns []string) func(string) bool {
 	}
 	return func(n string) bool {
 		for _, p := range patterns {
-			if re, err := configs.CompilePattern(p); err == nil && re.MatchString(n) {
+			if pat, err := signalling.CompilePattern(p); err == nil && pat.Match(n) {
 				return true
 			}
 		}

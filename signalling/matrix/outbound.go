@@ -463,9 +463,7 @@ func (oc *outCall) onAnswer(v *Answer) {
 	pending := oc.pending[v.PartyID]
 	oc.pending = nil
 	oc.mu.Unlock()
-	for i := range pending {
-		_ = peer.AddCandidate(pending[i].Candidate, pending[i].SDPMid, pending[i].SDPMLineIndex)
-	}
+	addCandidates(&oc.log, peer, pending)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := oc.c.send(ctx, oc.intent, oc.key.room, &SelectAnswer{Common: oc.common(), SelectedPartyID: v.PartyID}); err != nil {
@@ -488,34 +486,17 @@ func (oc *outCall) onCandidates(v *Candidates) {
 	}
 	peer, selected := oc.peer, oc.selected
 	oc.mu.Unlock()
-	if v.PartyID != selected {
-		return
-	}
-	for i := range v.Candidates {
-		cand := &v.Candidates[i]
-		if err := peer.AddCandidate(cand.Candidate, cand.SDPMid, cand.SDPMLineIndex); err != nil {
-			oc.log.Debug().Err(err).Msg("remote candidate refused")
-		}
+	if v.PartyID == selected {
+		addCandidates(&oc.log, peer, v.Candidates)
 	}
 }
 
 func (oc *outCall) onNegotiate(v *Negotiate) {
 	oc.mu.Lock()
-	peer, answered, selected := oc.peer, oc.answered, oc.selected
+	peer, answered, selected, room := oc.peer, oc.answered, oc.selected, oc.key.room
 	oc.mu.Unlock()
-	if !answered || v.PartyID != selected || v.Description.Type != "offer" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sdp, err := peer.Renegotiate(ctx, v.Description.SDP)
-	if err != nil {
-		oc.log.Warn().Err(err).Msg("renegotiation failed")
-		return
-	}
-	if err := oc.c.send(ctx, oc.intent, oc.key.room, &Negotiate{Common: oc.common(),
-		Description: SessionDescription{Type: "answer", SDP: sdp}, Lifetime: DefaultLifetime}); err != nil {
-		oc.log.Warn().Err(err).Msg("sending m.call.negotiate failed")
+	if answered && v.PartyID == selected && v.Description.Type == "offer" {
+		oc.c.answerNegotiation(&oc.log, oc.intent, room, oc.common(), peer, v)
 	}
 }
 

@@ -318,14 +318,8 @@ func (s *session) onCandidates(v *Candidates) {
 	s.mu.Lock()
 	peer := s.peer
 	s.mu.Unlock()
-	if peer == nil {
-		return
-	}
-	for i := range v.Candidates {
-		cand := &v.Candidates[i]
-		if err := peer.AddCandidate(cand.Candidate, cand.SDPMid, cand.SDPMLineIndex); err != nil {
-			s.log.Debug().Err(err).Msg("remote candidate refused")
-		}
+	if peer != nil {
+		addCandidates(&s.log, peer, v.Candidates)
 	}
 }
 
@@ -333,23 +327,8 @@ func (s *session) onNegotiate(v *Negotiate) {
 	s.mu.Lock()
 	peer, answered := s.peer, s.answered
 	s.mu.Unlock()
-	if peer == nil || !answered || v.Description.Type != "offer" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sdp, err := peer.Renegotiate(ctx, v.Description.SDP)
-	if err != nil {
-		s.log.Warn().Err(err).Msg("renegotiation failed")
-		return
-	}
-	lifetime := v.Lifetime
-	if lifetime <= 0 {
-		lifetime = DefaultLifetime
-	}
-	if err := s.c.send(ctx, s.intent, s.key.room, &Negotiate{Common: s.common(),
-		Description: SessionDescription{Type: "answer", SDP: sdp}, Lifetime: lifetime}); err != nil {
-		s.log.Warn().Err(err).Msg("sending m.call.negotiate failed")
+	if peer != nil && answered && v.Description.Type == "offer" {
+		s.c.answerNegotiation(&s.log, s.intent, s.key.room, s.common(), peer, v)
 	}
 }
 
