@@ -114,6 +114,7 @@ type gateway struct {
 	turn      *embeddedTURN
 	modem     *modemBackend // nil unless modem.enabled
 	regs      []*sip.Registration
+	hsToken   string // the homeserver's token, for tests that speak as the homeserver
 }
 
 // build wires the gateway from its configuration. Nothing listens yet but the
@@ -126,7 +127,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 	if problems := cfg.CheckRegistration(reg); len(problems) > 0 {
 		return nil, &configs.ValidationError{Problems: problems}
 	}
-	g := &gateway{log: log, cfg: cfg, registry: prometheus.NewRegistry()}
+	g := &gateway{log: log, cfg: cfg, registry: prometheus.NewRegistry(), hsToken: reg.ServerToken}
 	g.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	policy, err := signalling.NewPolicy(signalling.PolicyConfig{

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -19,6 +21,7 @@ import (
 	"github.com/matrix-gateway/gateway/internal/matrixclient"
 	"github.com/matrix-gateway/gateway/internal/testpeers"
 	"github.com/matrix-gateway/gateway/media"
+	"github.com/matrix-gateway/gateway/signalling"
 )
 
 // Numbers of the end-to-end environment. Each trunk serves one prefix and
@@ -493,6 +496,55 @@ func TestE2E(t *testing.T) {
 		}
 	})
 
+	t.Run("an invite delivered twice starts one call; wrong hs_token is refused", func(t *testing.T) {
+		ctx := ctxT(t, 30*time.Second)
+		ghost, room := e.dmWith(e.alice, numRinging)
+		before := len(e.ringing.AllEvents())
+		put := func(txn, token string) int {
+			body := fmt.Sprintf(`{"events":[{"type":"m.call.invite","room_id":%q,"sender":%q,"event_id":"$dup-invite-1",`+
+				`"origin_server_ts":%d,"content":{"call_id":"dup1","party_id":"p1","version":"1","lifetime":60000,"invitee":%q,`+
+				`"offer":{"type":"offer","sdp":%q}}}]}`, room, e.alice.Cli.UserID, time.Now().UnixMilli(), ghost, testOfferSDP(t))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPut,
+				"http://"+e.cfg.AppService.Listen+"/_matrix/app/v1/transactions/"+txn, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		hsToken := e.gw.hsToken
+		if code := put("dup-a", "wrong-token"); code != http.StatusForbidden && code != http.StatusUnauthorized {
+			t.Errorf("transaction with a wrong hs_token: HTTP %d, want 401/403", code)
+		}
+		for _, txn := range []string{"dup-a", "dup-a", "dup-b"} { // same txn twice, then the same event in another txn
+			if code := put(txn, hsToken); code != http.StatusOK {
+				t.Fatalf("transaction %s: HTTP %d", txn, code)
+			}
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_INCOMING"); err != nil {
+			t.Fatalf("the duplicated invite did not ring the phone at all: %v", err)
+		}
+		time.Sleep(time.Second)
+		incoming := 0
+		for _, ev := range e.ringing.AllEvents()[before:] {
+			if ev.Type == "CALL_INCOMING" {
+				incoming++
+			}
+		}
+		if n := len(e.gw.manager.Calls()); n != 1 || incoming != 1 {
+			t.Errorf("%d calls in the gateway, %d rang the phone; want exactly 1", n, incoming)
+		}
+		for _, c := range e.gw.manager.Calls() {
+			c.Hangup(signalling.CauseNormal)
+		}
+		if _, err := e.ringing.WaitEvent(ctxT(t, 10*time.Second), "CALL_CLOSED"); err != nil {
+			t.Fatal(err)
+		}
+		waitNoCalls(t, e)
+	})
+
 	t.Run("malformed and legacy invites", func(t *testing.T) {
 		ctx := ctxT(t, 30*time.Second)
 		_, room := e.dmWith(e.alice, numAnswer)
@@ -532,4 +584,22 @@ func waitNoCalls(t *testing.T, e *e2e) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%d calls still open", len(e.gw.manager.Calls()))
+}
+
+// testOfferSDP makes a real WebRTC audio offer, as a browser would send.
+func testOfferSDP(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
 }
