@@ -148,6 +148,10 @@ func TestE2EInbound(t *testing.T) {
 			t.Fatalf("the Matrix user's clients kept ringing after CANCEL: %v", err)
 		}
 		waitNoCalls(t, e)
+		rec := waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool { return r.MatrixCallID == string(inc.Invite.CallID) })
+		if rec.Cause != "cancelled" || rec.EndedBy != "sip" || rec.Answered != "" {
+			t.Errorf("call record of the cancelled call: %+v", rec)
+		}
 	})
 
 	t.Run("no answer within the ring timeout", func(t *testing.T) {
@@ -218,6 +222,10 @@ func TestE2EInbound(t *testing.T) {
 		}
 		waitClosed(t, call1.Ended(), 10*time.Second, "m.call.hangup after the phone's BYE")
 		waitNoCalls(t, e)
+		rec := waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool { return r.MatrixCallID == string(inc1.Invite.CallID) })
+		if rec.Cause != "normal" || rec.EndedBy != "sip" || rec.Answered == "" {
+			t.Errorf("call record of the call answered on the first device: %+v", rec)
+		}
 	})
 
 	t.Run("unknown number gets 404, unknown Matrix user ends the call clearly", func(t *testing.T) {
@@ -235,6 +243,13 @@ func TestE2EInbound(t *testing.T) {
 			}
 		}
 		waitNoCalls(t, e)
+		// The unknown Matrix user's call was attempted, so it has a record.
+		rec := waitRecordWhere(t, e, store.StateEnded, func(r cdrJSON) bool {
+			return r.Direction == "to_matrix" && r.CalleeUser == "@nobody:localhost"
+		})
+		if rec.Cause != "not_found" || rec.SIPStatus != 404 {
+			t.Errorf("call record of the call to an unknown Matrix user: %+v", rec)
+		}
 	})
 
 	t.Run("INVITE from an untrusted source is refused with 403", func(t *testing.T) {
@@ -294,6 +309,19 @@ func TestE2EInbound(t *testing.T) {
 				waitNoCalls(t, e)
 			})
 		}
+	})
+
+	t.Run("malformed INVITEs get 400 and change nothing", func(t *testing.T) {
+		for name, msg := range map[string]string{
+			"broken SDP": "v=0\r\no=- x\r\nm=audio notaport RTP/AVP 0\r\n",
+			"no SDP":     "",
+		} {
+			codes := sendRawInvite(t, "127.0.0.1", e.gatewaySIP(), msg)
+			if codes[400] != 1 {
+				t.Errorf("%s: responses %v, want one 400", name, codes)
+			}
+		}
+		waitNoCalls(t, e)
 	})
 
 	t.Run("SDP without a common codec gets 488", func(t *testing.T) {
@@ -522,6 +550,52 @@ func floodInvites(t *testing.T, srcIP, target string, n int) map[int]int {
 		if _, err := fmt.Sscanf(string(buf[:m]), "SIP/2.0 %d", &code); err == nil && code >= 200 {
 			codes[code]++
 			final++
+		}
+	}
+	return codes
+}
+
+// sendRawInvite sends one INVITE with the given body from srcIP and returns
+// the final responses by status (bounded: 5 s).
+func sendRawInvite(t *testing.T, srcIP, target, body string) map[int]int {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", srcIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	dst, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().String()
+	ct := ""
+	if body != "" {
+		ct = "Content-Type: application/sdp\r\n"
+	}
+	msg := fmt.Sprintf("INVITE sip:15559990001@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-raw-%d\r\n"+
+		"From: <sip:15557770001@%s>;tag=r1\r\nTo: <sip:15559990001@%s>\r\nCall-ID: raw-%d@%s\r\nCSeq: 1 INVITE\r\n"+
+		"Contact: <sip:15557770001@%s>\r\nMax-Forwards: 70\r\n%sContent-Length: %d\r\n\r\n%s",
+		target, local, time.Now().UnixNano(), srcIP, target, time.Now().UnixNano(), srcIP, local, ct, len(body), body)
+	if _, err := conn.WriteTo([]byte(msg), dst); err != nil {
+		t.Fatal(err)
+	}
+	codes := map[int]int{}
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		m, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			if len(codes) > 0 {
+				break
+			}
+			continue
+		}
+		var code int
+		if _, err := fmt.Sscanf(string(buf[:m]), "SIP/2.0 %d", &code); err == nil && code >= 200 {
+			codes[code]++
+			break
 		}
 	}
 	return codes
