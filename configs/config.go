@@ -163,6 +163,9 @@ type MediaConfig struct {
 	OpusComplexity int `yaml:"opus_complexity"`
 	// OpusBitrate is the Opus encoder bitrate in bit/s, 6000-510000.
 	OpusBitrate int `yaml:"opus_bitrate"`
+	// DeadMediaTimeout ends a bridged call (cause media_failed) when a leg
+	// sends no RTP for this long; 0 disables the check. Default 30s.
+	DeadMediaTimeout time.Duration `yaml:"dead_media_timeout"`
 }
 
 // WebRTCConfig configures the gateway's own WebRTC peers.
@@ -231,12 +234,13 @@ func Defaults() *Config {
 		},
 		Inbound: InboundConfig{RingTimeout: 60 * time.Second},
 		Media: MediaConfig{
-			RTPListenIP:    "0.0.0.0",
-			RTPPortMin:     20000,
-			RTPPortMax:     29999,
-			Codecs:         []string{"PCMU", "PCMA"},
-			OpusComplexity: 5,
-			OpusBitrate:    24000,
+			RTPListenIP:      "0.0.0.0",
+			RTPPortMin:       20000,
+			RTPPortMax:       29999,
+			Codecs:           []string{"PCMU", "PCMA"},
+			OpusComplexity:   5,
+			OpusBitrate:      24000,
+			DeadMediaTimeout: 30 * time.Second,
 		},
 		WebRTC: WebRTCConfig{
 			ICEGatherTimeout: 2 * time.Second,

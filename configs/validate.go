@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/matrix-gateway/gateway/signalling"
 )
@@ -281,6 +282,9 @@ func (c *Config) validateMedia(v *validator) {
 	}
 	if m.OpusBitrate < 6000 || m.OpusBitrate > 510000 {
 		v.bad("media.opus_bitrate", "must be between 6000 and 510000 bit/s, got %d", m.OpusBitrate)
+	}
+	if m.DeadMediaTimeout < 0 || (m.DeadMediaTimeout > 0 && m.DeadMediaTimeout < time.Second) {
+		v.bad("media.dead_media_timeout", "must be 0 (off) or at least 1s, got %s", m.DeadMediaTimeout)
 	}
 }
 

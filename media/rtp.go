@@ -27,6 +27,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/matrix-gateway/gateway/codecs"
 )
@@ -66,8 +67,12 @@ type RTPConfig struct {
 	// Codec.PayloadType (0 is PCMU's static type, never a dynamic one).
 	PayloadType uint8
 	// EventPayloadType is the negotiated telephone-event type (RFC 4733),
-	// 0 if none. Such packets are counted and otherwise ignored for now.
+	// 0 if none. Received events are decoded (DTMFHandler) and SendDTMF
+	// sends them; event durations count DTMFEventClock units.
 	EventPayloadType uint8
+	// DTMFHandler, if set, receives each digit the peer sends as
+	// telephone-event, once and in order (see also SetDTMFHandler).
+	DTMFHandler DTMFHandler
 	// SSRC is our sending SSRC; 0 picks a random one.
 	SSRC uint32
 	// ReorderWindow is how many out-of-order packets are held while waiting
@@ -80,6 +85,9 @@ type RTPConfig struct {
 	Reader PacketReader
 	// Writer sends our packets (required).
 	Writer PacketWriter
+	// DeadMediaTimeout is how long the peer may send nothing before the
+	// function given to OnDeadMedia is called; 0 disables the watch.
+	DeadMediaTimeout time.Duration
 }
 
 // RTPStats is a snapshot of an RTPEndpoint's counters.
@@ -94,6 +102,7 @@ type RTPStats struct {
 	Late                   uint64 // packets arriving after their gap was concealed, dropped
 	WrongSSRC, SSRCChanges uint64 // packets from a foreign SSRC; switches to a new SSRC
 	WrongPT, Events        uint64 // packets of an unexpected payload type; telephone-event packets
+	EventsOut, DigitsIn    uint64 // telephone-event packets sent; digits decoded from received events
 	Malformed              uint64 // packets that are not RTP v2
 	DecodeErrors           uint64
 	EncodeErrors           uint64
@@ -103,7 +112,7 @@ type RTPStats struct {
 
 type rtpCounters struct {
 	packetsIn, bytesIn, packetsOut, bytesOut, lost, concealed, fec, reordered, dups, late,
-	wrongSSRC, ssrcChanges, wrongPT, events, malformed, decodeErr, encodeErr, writeErr, sinkErr atomic.Uint64
+	wrongSSRC, ssrcChanges, wrongPT, events, eventsOut, digitsIn, malformed, decodeErr, encodeErr, writeErr, sinkErr atomic.Uint64
 }
 
 // RTPEndpoint is an Endpoint that sends and receives one codec over RTP.
@@ -123,6 +132,8 @@ type RTPEndpoint struct {
 	reader   PacketReader
 	cnt      rtpCounters
 	sink     atomic.Pointer[rtpSink]
+	health   endpointHealth // reception statistics, RTCP reports, dead-media watch (health.go)
+	onDTMF   atomic.Pointer[DTMFHandler]
 	closed   atomic.Bool
 	done     chan struct{}
 	readErr  error // set by the receive goroutine before done is closed
@@ -180,6 +191,10 @@ func NewRTPEndpoint(cfg RTPConfig) (*RTPEndpoint, error) {
 		writers: make(map[int]*rtpWriter),
 	}
 	e.send.init(e, cfg.Writer, cfg.SSRC)
+	e.health.init(cfg.Codec.ClockRate, cfg.DeadMediaTimeout)
+	if cfg.DTMFHandler != nil {
+		e.SetDTMFHandler(cfg.DTMFHandler)
+	}
 	if cfg.Reader == nil {
 		close(e.done)
 		return e, nil
@@ -249,6 +264,16 @@ func (e *RTPEndpoint) Writer(rate int) (PCMWriter, error) {
 	return w, nil
 }
 
+// SetDTMFHandler sets (nil: clears) the function that receives the digits
+// the peer sends as telephone-event. Safe while audio flows.
+func (e *RTPEndpoint) SetDTMFHandler(h DTMFHandler) {
+	if h == nil {
+		e.onDTMF.Store(nil)
+		return
+	}
+	e.onDTMF.Store(&h)
+}
+
 // Stats returns a snapshot of the counters.
 func (e *RTPEndpoint) Stats() RTPStats {
 	c := &e.cnt
@@ -259,6 +284,7 @@ func (e *RTPEndpoint) Stats() RTPStats {
 		Reordered: c.reordered.Load(), Duplicates: c.dups.Load(), Late: c.late.Load(),
 		WrongSSRC: c.wrongSSRC.Load(), SSRCChanges: c.ssrcChanges.Load(),
 		WrongPT: c.wrongPT.Load(), Events: c.events.Load(), Malformed: c.malformed.Load(),
+		EventsOut: c.eventsOut.Load(), DigitsIn: c.digitsIn.Load(),
 		DecodeErrors: c.decodeErr.Load(), EncodeErrors: c.encodeErr.Load(),
 		WriteErrors: c.writeErr.Load(), SinkErrors: c.sinkErr.Load(),
 	}
@@ -288,6 +314,7 @@ func (e *RTPEndpoint) Close() error {
 	e.once.Do(func() {
 		e.closed.Store(true)
 		e.sink.Store(nil)
+		e.stopHealth()
 		if c, ok := e.reader.(io.Closer); ok {
 			e.closeErr = c.Close()
 			<-e.done

@@ -1,6 +1,10 @@
 package media
 
-import "github.com/matrix-gateway/gateway/codecs"
+import (
+	"time"
+
+	"github.com/matrix-gateway/gateway/codecs"
+)
 
 const (
 	// maxHold is the largest reorder window.
@@ -45,6 +49,7 @@ type rtpReceiver struct {
 	held  [maxHold + 1]heldPacket // one spare slot while inserting
 	nheld int
 
+	dtmf    DTMFDetector
 	dec     codecs.Decoder
 	fec     codecs.FECDecoder // dec as an FECDecoder, nil if it is not one
 	decRate int
@@ -95,6 +100,7 @@ func (r *rtpReceiver) handle(pkt []byte) {
 		r.lock(h)
 	}
 	r.otherCount = 0
+	r.e.health.rx.Update(h.ssrc, h.seq, h.ts, monoNanos())
 
 	d := int16(h.seq - r.next)
 	switch {
@@ -252,10 +258,17 @@ func (r *rtpReceiver) deliver(pkt []byte, h *rtpHeader) {
 	if h.pt != r.e.pt {
 		if r.e.eventPT != 0 && h.pt == r.e.eventPT {
 			r.cnt.events.Add(1)
+			digit, dur, ok := r.dtmf.Feed(h.ts, pkt[h.payloadAt:h.payloadTo], DTMFEventClock)
+			if ok {
+				r.digit(digit, dur)
+			}
 		} else {
 			r.cnt.wrongPT.Add(1)
 		}
 		return
+	}
+	if digit, dur, ok := r.dtmf.Media(); ok {
+		r.digit(digit, dur)
 	}
 	payload := pkt[h.payloadAt:h.payloadTo]
 	r.cnt.packetsIn.Add(1)
@@ -299,4 +312,12 @@ func (r *rtpReceiver) ensureDecoder(rate int) bool {
 	r.dec, r.decRate = d, rate
 	r.fec, _ = d.(codecs.FECDecoder)
 	return true
+}
+
+// digit hands a decoded digit to the endpoint's DTMF handler.
+func (r *rtpReceiver) digit(d rune, dur time.Duration) {
+	r.cnt.digitsIn.Add(1)
+	if h := r.e.onDTMF.Load(); h != nil {
+		(*h)(d, dur)
+	}
 }

@@ -20,6 +20,7 @@ type rtpSender struct {
 	ts       uint32
 	marker   bool
 	lastSend time.Time
+	dtmf     dtmfSender // telephone-event packets replacing audio frames
 	pkt      [MaxPacketSize]byte
 }
 
@@ -77,6 +78,10 @@ func (s *rtpSender) sendFrame(w *rtpWriter) error {
 			s.ts += frames * w.tsStep
 			s.marker = true
 		}
+	}
+	if s.dtmf.wants() {
+		s.lastSend = now
+		return s.sendEventFrame(w)
 	}
 	n, err := w.enc.Encode(w.frame, s.pkt[rtpHeaderLen:])
 	if err != nil {

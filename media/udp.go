@@ -35,7 +35,8 @@ type UDPConfig struct {
 // dropped. ReadPacket is for one goroutine; WritePacket may run on another.
 type UDPSession struct {
 	conn      *net.UDPConn
-	rtcp      *net.UDPConn // holds the RTCP port; not read
+	rtcp      *net.UDPConn                // the RTCP port; read by an RTCPSession, if one is started
+	rtcpMux   atomic.Pointer[RTCPSession] // takes RTCP arriving on the RTP port (rtcp-mux)
 	ports     *PortAllocator
 	local     netip.AddrPort
 	advertise netip.AddrPort
@@ -120,7 +121,7 @@ func (s *UDPSession) Remote() (addr netip.AddrPort, latched bool) {
 func (s *UDPSession) Foreign() uint64 { return s.foreign.Load() }
 
 // NotRTP returns how many datagrams were dropped as not RTP (too short, wrong
-// version, or RTCP).
+// version, or RTCP; RTCP on the RTP port still reaches an RTCPSession).
 func (s *UDPSession) NotRTP() uint64 { return s.notRTP.Load() }
 
 // ReadPacket blocks until an RTP packet from the latched source (or, before
@@ -135,11 +136,14 @@ func (s *UDPSession) ReadPacket(buf []byte) (int, error) {
 			}
 			return 0, err
 		}
+		from = unmap(from)
 		if n < rtpHeaderLen || buf[0]>>6 != 2 || (buf[1] >= 192 && buf[1] <= 223) {
 			s.notRTP.Add(1)
+			if m := s.rtcpMux.Load(); m != nil && n >= 8 && buf[1] >= 200 && buf[1] <= 204 {
+				m.handleMux(buf[:n], from)
+			}
 			continue
 		}
-		from = unmap(from)
 		p := s.peer.Load()
 		if p != nil && p.latched {
 			if from != p.addr {

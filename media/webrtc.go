@@ -28,7 +28,7 @@ type WebRTCConfig struct {
 	ICEGatherTimeout time.Duration
 }
 
-// WebRTC builds peer connections for audio-only calls: Opus only, RTCP
+// WebRTC builds peer connections for audio-only calls: Opus and telephone-event, RTCP
 // reports but no video-oriented interceptors (NACK, TWCC, simulcast).
 type WebRTC struct {
 	api *webrtc.API
@@ -41,13 +41,8 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 		cfg.ICEGatherTimeout = 2 * time.Second
 	}
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-		},
-		PayloadType: OpusPayloadType,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("media: register opus: %w", err)
+	if err := RegisterAudioCodecs(me); err != nil {
+		return nil, fmt.Errorf("media: register codecs: %w", err)
 	}
 	reg := &interceptor.Registry{}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
@@ -74,13 +69,14 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 // Opus track each way.
 type Peer struct {
 	pc      *webrtc.PeerConnection
-	local   *webrtc.TrackLocalStaticRTP
+	local   *AudioTrack
 	gather  <-chan struct{}
 	timeout time.Duration
 
 	trackOnce sync.Once
 	track     chan *webrtc.TrackRemote
 	remote    *webrtc.TrackRemote // owned by the ReadPacket goroutine
+	kinds     [128]ptKind         // remote payload types, owned by ReadPacket
 	closed    chan struct{}
 	closeOnce sync.Once
 }
@@ -174,13 +170,7 @@ func (w *WebRTC) newPeer(onState func(webrtc.ICEConnectionState)) (*Peer, error)
 	if onState != nil {
 		pc.OnICEConnectionStateChange(onState)
 	}
-	p.local, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-	}, "audio", WebRTCStreamID)
-	if err != nil {
-		_ = pc.Close()
-		return nil, err
-	}
+	p.local = NewAudioTrack("audio", WebRTCStreamID)
 	return p, nil
 }
 
@@ -247,7 +237,9 @@ func (p *Peer) Renegotiate(ctx context.Context, offer string) (string, error) {
 }
 
 // ReadPacket reads one RTP packet from the remote audio track, waiting for
-// the track to arrive first. It returns io.EOF once the peer is closed. Only
+// the track to arrive first. Opus packets come out with OpusPayloadType and
+// telephone-event packets with WebRTCEventPayloadType (8 kHz durations),
+// whatever payload types the peer negotiated. It returns io.EOF once the peer is closed. Only
 // one goroutine may call it.
 func (p *Peer) ReadPacket(buf []byte) (int, error) {
 	if p.remote == nil {
@@ -258,11 +250,15 @@ func (p *Peer) ReadPacket(buf []byte) (int, error) {
 		}
 	}
 	n, _, err := p.remote.Read(buf)
+	if err == nil {
+		normaliseRemote(buf[:n], &p.kinds, p.remote.Codec)
+	}
 	return n, err
 }
 
-// WritePacket sends one RTP packet on the local Opus track; pion rewrites
-// its SSRC and payload type to the negotiated ones.
+// WritePacket sends one RTP packet on the local audio track, which rewrites
+// its SSRC and payload type (OpusPayloadType or WebRTCEventPayloadType) to
+// the negotiated ones.
 func (p *Peer) WritePacket(pkt []byte) error {
 	_, err := p.local.Write(pkt)
 	if errors.Is(err, io.ErrClosedPipe) {

@@ -69,6 +69,7 @@ type Call struct {
 	in, out   Leg
 	deadline  time.Time
 	isBridged bool
+	health    callMedia // bridged endpoints: dead-media watch and health (health.go)
 
 	endOnce  sync.Once
 	endCause Cause
@@ -192,6 +193,7 @@ func (c *Call) handle(ev Event) bool {
 		}
 		c.isBridged = true
 		c.bridged = time.Now()
+		c.watchMedia(a, b)
 		c.mgr.metrics.setup(c.dir, "answer", c.bridged.Sub(c.answered))
 		c.mgr.rec.CallAnswered(c.record())
 		c.log.Info().Int("rate", rate).Str("a", a.String()).Str("b", b.String()).
@@ -202,9 +204,31 @@ func (c *Call) handle(ev Event) bool {
 		c.end(ev.Leg, ev.Cause, ev.Detail)
 		return true
 	case EventDTMF:
-		// DTMF relay between legs comes with the media engine work.
+		c.relayDTMF(ev)
 	}
 	return false
+}
+
+// relayDTMF sends a digit received on one leg to the other, if it can take
+// digits; before the answer digits are dropped.
+func (c *Call) relayDTMF(ev Event) {
+	if c.State() != StateAnswered {
+		return
+	}
+	to := c.out
+	if ev.Leg == c.out {
+		to = c.in
+	}
+	s, ok := to.(DTMFSender)
+	if !ok || to == nil {
+		c.log.Debug().Msg("DTMF dropped: the other leg cannot send digits")
+		return
+	}
+	if err := s.SendDTMF(c.ctx, ev.Digit, ev.Duration); err != nil {
+		c.log.Warn().Err(err).Msg("relaying DTMF failed")
+		return
+	}
+	c.log.Debug().Str("digit", string(ev.Digit)).Dur("duration", ev.Duration).Str("to", to.Kind()).Msg("DTMF relayed")
 }
 
 // end tears the call down: every leg but the one that ended by itself is hung
@@ -217,6 +241,7 @@ func (c *Call) end(from Leg, cause Cause, detail string) {
 			c.endLeg = from.Kind()
 		}
 		if c.isBridged {
+			c.stopMediaWatch()
 			media.Unbridge(c.in.Audio(), c.out.Audio())
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), teardownTimeout)
@@ -259,5 +284,6 @@ func (c *Call) record() CallRecord {
 			d.Describe(&r)
 		}
 	}
+	c.describeMedia(&r)
 	return r
 }

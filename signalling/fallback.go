@@ -555,6 +555,14 @@ func (f *fallbackLeg) Current() Leg {
 	return f.cur
 }
 
+// SendDTMF implements DTMFSender by passing digits to the current leg.
+func (f *fallbackLeg) SendDTMF(ctx context.Context, digit rune, d time.Duration) error {
+	if s, ok := f.Current().(DTMFSender); ok {
+		return s.SendDTMF(ctx, digit, d)
+	}
+	return errors.New("signalling: the current route cannot send DTMF")
+}
+
 func (f *fallbackLeg) Kind() string {
 	if l := f.Current(); l != nil {
 		return l.Kind()

@@ -37,6 +37,14 @@ type Ringer interface {
 	Ringing(ctx context.Context) error
 }
 
+// DTMFSender is an optional Leg capability: a leg that can send a DTMF
+// digit to its peer (RFC 4733 telephone-event, SIP INFO, a modem's DTMF).
+// The call relays every EventDTMF of one leg to the other through it.
+// SendDTMF must not block for the digit's duration.
+type DTMFSender interface {
+	SendDTMF(ctx context.Context, digit rune, d time.Duration) error
+}
+
 // EventType says what happened to a leg.
 type EventType int
 

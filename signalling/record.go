@@ -41,6 +41,14 @@ type CallRecord struct {
 	// Media quality, per leg as received by the gateway.
 	MatrixPacketsIn, MatrixPacketsLost uint64
 	PhonePacketsIn, PhonePacketsLost   uint64
+	// Media health, filled by the call core from the bridged endpoints
+	// (media.HealthReporter): interarrival jitter of the stream received
+	// from the leg and round trip (RTCP; 0 when unknown), both in ms, and
+	// the E-model MOS estimate of that stream (0: not measured).
+	MatrixJitterMS, MatrixRTTMS, MatrixMOS float64
+	PhoneJitterMS, PhoneRTTMS, PhoneMOS    float64
+	PhoneLostByPeer                        uint64 // our packets the trunk reported lost (RTCP)
+	DeadMedia                              string // kind of the leg whose RTP stopped ("sip", "matrix"), "" if none
 }
 
 // Duration is the answered time of the call, zero if never answered.

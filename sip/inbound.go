@@ -344,6 +344,7 @@ func (l *InLeg) Answer(ctx context.Context) error {
 		_ = ms.Close()
 		return err
 	}
+	watchDTMF(ms.Endpoint(), l.postDTMF)
 	dir := DirSendRecv
 	switch l.remote.Direction {
 	case DirSendOnly:

@@ -578,6 +578,7 @@ func (l *Leg) startMedia(sess MediaSession, ans Answer) error {
 		return err
 	}
 	ep := sess.Endpoint()
+	watchDTMF(ep, l.postDTMF)
 	l.mu.Lock()
 	l.endpoint = ep
 	l.desc.ep = ep

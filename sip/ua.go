@@ -352,12 +352,13 @@ func (u *UA) routes() {
 			l.onInDialog(req, tx)
 		}
 	})
+	u.srv.OnInfo(u.onInfo)
 	u.srv.OnCancel(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
 }
 
-const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO"
 
 // userAgentHeader returns the User-Agent header.
 func (u *UA) userAgentHeader() sipgosip.Header {

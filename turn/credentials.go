@@ -2,7 +2,7 @@ package turn
 
 import (
 	"crypto/hmac"
-	"crypto/md5" //nolint:gosec // RFC 8489 long-term credentials are MD5.
+	"crypto/md5"  //nolint:gosec // RFC 8489 long-term credentials are MD5.
 	"crypto/sha1" //nolint:gosec // TURN REST passwords are HMAC-SHA1.
 	"encoding/base64"
 	"strconv"

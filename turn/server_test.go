@@ -2,8 +2,16 @@ package turn
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,13 +351,10 @@ func TestBandwidthCapDropsExcess(t *testing.T) {
 	}
 }
 
-func TestTCPListener(t *testing.T) {
-	s := startServer(t, testConfig())
-	conn, err := net.Dial("tcp", s.UDPAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+// streamAllocate makes an allocation over a TCP or TLS connection (RFC 6062
+// framing is plain STUN back to back) and reports whether it succeeded.
+func streamAllocate(t *testing.T, conn net.Conn) bool {
+	t.Helper()
 	name, pass := RESTCredentials("s3cret", "@alice:gw.test", time.Hour, time.Now())
 	send := func(setters ...stun.Setter) *stun.Message {
 		m := stun.MustBuild(setters...)
@@ -374,24 +379,78 @@ func TestTCPListener(t *testing.T) {
 	res := send(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport())
 	var nonce stun.Nonce
 	if err := nonce.GetFrom(res); err != nil {
-		t.Fatalf("no nonce over TCP: %v", res)
+		t.Fatalf("no nonce over a stream: %v", res)
 	}
 	res = send(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), udpTransport(),
 		stun.NewUsername(name), stun.NewRealm("gw.test"), nonce, stun.NewLongTermIntegrity(name, "gw.test", pass), stun.Fingerprint)
-	if res.Type.Class != stun.ClassSuccessResponse {
-		t.Fatalf("allocate over TCP: %v", res)
-	}
-	if s.Allocations() != 1 {
-		t.Errorf("%d allocations", s.Allocations())
-	}
-	conn.Close()
-	// Closing the connection ends its allocation.
+	return res.Type.Class == stun.ClassSuccessResponse
+}
+
+// waitAllocations waits (bounded) until s has n allocations.
+func waitAllocations(t *testing.T, s *Server, n int) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Allocations() != 0 && time.Now().Before(deadline) {
+	for s.Allocations() != n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if s.Allocations() != 0 {
-		t.Errorf("allocation survived its TCP connection")
+	if got := s.Allocations(); got != n {
+		t.Fatalf("%d allocations, want %d", got, n)
+	}
+}
+
+func TestTCPListener(t *testing.T) {
+	s := startServer(t, testConfig())
+	conn, err := net.Dial("tcp", s.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if !streamAllocate(t, conn) {
+		t.Fatal("allocate over TCP failed")
+	}
+	waitAllocations(t, s, 1)
+	conn.Close()
+	waitAllocations(t, s, 0) // closing the connection ends its allocation
+}
+
+func TestTLSListener(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "turn.gw.test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), DNSNames: []string{"turn.gw.test"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	cfg := testConfig()
+	cfg.TLSPort = port
+	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12}
+	s := startServer(t, cfg)
+	if s.TLSAddr().Port() != uint16(port) {
+		t.Fatalf("TLS address %v", s.TLSAddr())
+	}
+	pool := x509.NewCertPool()
+	leaf, _ := x509.ParseCertificate(der)
+	pool.AddCert(leaf)
+	conn, err := tls.Dial("tcp", s.TLSAddr().String(), &tls.Config{RootCAs: pool, ServerName: "turn.gw.test", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if !streamAllocate(t, conn) {
+		t.Fatal("allocate over TLS failed")
+	}
+	waitAllocations(t, s, 1)
+	if uris := s.URIs("turn.gw.test"); len(uris) != 3 || uris[2] != "turns:turn.gw.test:"+strconv.Itoa(port)+"?transport=tcp" {
+		t.Errorf("URIs %v", uris)
 	}
 }
 
@@ -414,7 +473,9 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{func(c *Config) { c.Realm = "" }, "realm"},
 		{func(c *Config) { c.Secret, c.StaticUsers = "", nil }, "secret"},
-		{func(c *Config) { c.ListenIP, c.RelayIP, c.ExternalIP = netip.IPv4Unspecified(), netip.Addr{}, netip.Addr{} }, "unspecified"},
+		{func(c *Config) {
+			c.ListenIP, c.RelayIP, c.ExternalIP = netip.IPv4Unspecified(), netip.Addr{}, netip.Addr{}
+		}, "unspecified"},
 		{func(c *Config) { c.RelayPortMin, c.RelayPortMax = 5000, 4000 }, "relay port"},
 		{func(c *Config) { c.TLSPort = 5349 }, "certificate"},
 		{func(c *Config) { c.MaxLifetime = 2 * time.Hour }, "1h"},

@@ -118,18 +118,22 @@ var cdrColumns = []string{
 	"sip_status", "matrix_reason", "trunk", "sip_call_id", "matrix_room", "matrix_call_id",
 	"matrix_codec", "phone_codec", "matrix_packets_in", "matrix_packets_lost",
 	"phone_packets_in", "phone_packets_lost",
+	"matrix_jitter_ms", "matrix_rtt_ms", "matrix_mos", "phone_jitter_ms", "phone_rtt_ms", "phone_mos", "phone_lost_by_peer",
 }
 
 // cdrFields lays out a record in cdrColumns order; times are RFC 3339 UTC
 // with milliseconds, "" when not reached.
 func cdrFields(r store.Record) []string {
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	f := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
 	return []string{
 		r.ID, string(r.Direction), string(r.State), r.CallerNumber, r.CallerUser, r.CalleeNumber, r.CalleeUser,
 		cdrTime(r.Started), cdrTime(r.Answered), cdrTime(r.Ended), strconv.FormatFloat(r.Duration.Seconds(), 'f', 3, 64),
 		r.Cause, r.Detail, r.EndedBy, strconv.Itoa(r.SIPStatus), r.MatrixReason, r.Trunk, r.SIPCallID,
 		r.MatrixRoom, r.MatrixCallID, r.MatrixCodec, r.PhoneCodec,
 		u(r.MatrixPacketsIn), u(r.MatrixPacketsLost), u(r.PhonePacketsIn), u(r.PhonePacketsLost),
+		f(r.MatrixJitterMS, 1), f(r.MatrixRTTMS, 1), f(r.MatrixMOS, 2), f(r.PhoneJitterMS, 1), f(r.PhoneRTTMS, 1), f(r.PhoneMOS, 2),
+		u(r.PhoneLostByPeer),
 	}
 }
 
@@ -182,6 +186,13 @@ type cdrJSON struct {
 	MatrixPacketsLost uint64  `json:"matrix_packets_lost"`
 	PhonePacketsIn    uint64  `json:"phone_packets_in"`
 	PhonePacketsLost  uint64  `json:"phone_packets_lost"`
+	MatrixJitterMS    float64 `json:"matrix_jitter_ms"`
+	MatrixRTTMS       float64 `json:"matrix_rtt_ms"`
+	MatrixMOS         float64 `json:"matrix_mos"`
+	PhoneJitterMS     float64 `json:"phone_jitter_ms"`
+	PhoneRTTMS        float64 `json:"phone_rtt_ms"`
+	PhoneMOS          float64 `json:"phone_mos"`
+	PhoneLostByPeer   uint64  `json:"phone_lost_by_peer"`
 }
 
 func writeCDRJSON(w io.Writer, recs []store.Record) error {
@@ -197,6 +208,8 @@ func writeCDRJSON(w io.Writer, recs []store.Record) error {
 			MatrixCodec: r.MatrixCodec, PhoneCodec: r.PhoneCodec,
 			MatrixPacketsIn: r.MatrixPacketsIn, MatrixPacketsLost: r.MatrixPacketsLost,
 			PhonePacketsIn: r.PhonePacketsIn, PhonePacketsLost: r.PhonePacketsLost,
+			MatrixJitterMS: r.MatrixJitterMS, MatrixRTTMS: r.MatrixRTTMS, MatrixMOS: r.MatrixMOS,
+			PhoneJitterMS: r.PhoneJitterMS, PhoneRTTMS: r.PhoneRTTMS, PhoneMOS: r.PhoneMOS, PhoneLostByPeer: r.PhoneLostByPeer,
 		})
 	}
 	enc := json.NewEncoder(w)
@@ -207,7 +220,7 @@ func writeCDRJSON(w io.Writer, recs []store.Record) error {
 // writeCDRTable prints one line per call for people.
 func writeCDRTable(w io.Writer, recs []store.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "STARTED (UTC)\tDIRECTION\tFROM\tTO\tDURATION\tSTATE\tCAUSE\tSIP\tTRUNK\tCODECS\tDETAIL")
+	fmt.Fprintln(tw, "STARTED (UTC)\tDIRECTION\tFROM\tTO\tDURATION\tSTATE\tCAUSE\tSIP\tTRUNK\tCODECS\tMOS\tDETAIL")
 	party := func(number, user string) string {
 		switch {
 		case number != "" && user != "":
@@ -227,10 +240,14 @@ func writeCDRTable(w io.Writer, recs []store.Record) error {
 			sipStatus = strconv.Itoa(r.SIPStatus)
 		}
 		codecs := strings.Trim(r.MatrixCodec+" | "+r.PhoneCodec, " |")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		mos := "-"
+		if r.MatrixMOS > 0 || r.PhoneMOS > 0 {
+			mos = fmt.Sprintf("%.1f | %.1f", r.MatrixMOS, r.PhoneMOS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			r.Started.UTC().Format("2006-01-02 15:04:05"), r.Direction,
 			party(r.CallerNumber, r.CallerUser), party(r.CalleeNumber, r.CalleeUser),
-			dur, r.State, r.Cause, sipStatus, r.Trunk, codecs, r.Detail)
+			dur, r.State, r.Cause, sipStatus, r.Trunk, codecs, mos, r.Detail)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

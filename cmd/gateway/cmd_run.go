@@ -152,7 +152,8 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		return nil, fmt.Errorf("media.rtp_listen_ip: %w", err)
 	}
 	opusOpts := opusOptions(cfg.Media)
-	rtpFactory := &rtpMediaFactory{udp: media.UDPConfig{ListenIP: listenIP, AdvertiseIP: advertise, Ports: ports, ReadBuffer: 256 << 10}}
+	rtpFactory := &rtpMediaFactory{udp: media.UDPConfig{ListenIP: listenIP, AdvertiseIP: advertise, Ports: ports, ReadBuffer: 256 << 10},
+		deadMedia: cfg.Media.DeadMediaTimeout}
 	var ice []webrtc.ICEServer
 	for _, s := range cfg.WebRTC.ICEServers {
 		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Reveal()})
@@ -201,7 +202,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 	}
 	g.manager, err = signalling.NewManager(signalling.ManagerConfig{
 		Log: log, Authorizer: policy, Router: g.modem.routerOr(router), Metrics: signalling.NewMetrics(g.registry),
-		Recorder: g.store,
+		Recorder: signalling.Recorders{g.store, newHealthMetrics(g.registry)},
 	})
 	if err != nil {
 		g.close()
@@ -243,7 +244,8 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		Manager: g.manager,
 		WebRTC:  rtc,
 		NewAudio: func(p *media.Peer) (matrix.AudioEndpoint, error) {
-			return media.NewRTPEndpoint(media.RTPConfig{Codec: opusCodec(opusOpts), PayloadType: media.OpusPayloadType, Reader: p, Writer: p})
+			return media.NewRTPEndpoint(media.RTPConfig{Codec: opusCodec(opusOpts), PayloadType: media.OpusPayloadType,
+				EventPayloadType: media.WebRTCEventPayloadType, Reader: p, Writer: p, DeadMediaTimeout: cfg.Media.DeadMediaTimeout})
 		},
 		GhostUserID:      cfg.GhostUserID,
 		NumberFromUserID: cfg.NumberFromGhost,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/matrix-gateway/gateway/codecs"
 	"github.com/matrix-gateway/gateway/codecs/opus"
@@ -61,7 +62,8 @@ func sipTrunk(t *configs.Trunk, cfg *configs.Config) sip.Trunk {
 // rtpMediaFactory gives each SIP leg a UDP RTP session on a port from the
 // configured range; the codec is chosen when the far side answers.
 type rtpMediaFactory struct {
-	udp media.UDPConfig
+	udp       media.UDPConfig
+	deadMedia time.Duration // media.dead_media_timeout
 }
 
 func (f *rtpMediaFactory) NewSession() (sip.MediaSession, error) {
@@ -69,14 +71,16 @@ func (f *rtpMediaFactory) NewSession() (sip.MediaSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rtpMediaSession{udp: s}, nil
+	return &rtpMediaSession{udp: s, deadMedia: f.deadMedia}, nil
 }
 
 // rtpMediaSession implements sip.MediaSession over media.UDPSession and
 // media.RTPEndpoint.
 type rtpMediaSession struct {
-	udp *media.UDPSession
-	ep  *media.RTPEndpoint
+	udp       *media.UDPSession
+	ep        *media.RTPEndpoint
+	rtcp      *media.RTCPSession // SR/RR on the RTCP port, started with the endpoint
+	deadMedia time.Duration
 }
 
 func (s *rtpMediaSession) LocalAddr() netip.AddrPort { return s.udp.AdvertisedAddr() }
@@ -92,7 +96,12 @@ func (s *rtpMediaSession) Start(remote netip.AddrPort, codec string, pt, dtmfPT 
 	if s.ep != nil {
 		return fmt.Errorf("media session already started")
 	}
-	s.ep, err = media.NewRTPEndpoint(media.RTPConfig{Codec: c, PayloadType: pt, EventPayloadType: dtmfPT, Reader: s.udp, Writer: s.udp})
+	s.ep, err = media.NewRTPEndpoint(media.RTPConfig{Codec: c, PayloadType: pt, EventPayloadType: dtmfPT, Reader: s.udp, Writer: s.udp,
+		DeadMediaTimeout: s.deadMedia})
+	if err != nil {
+		return err
+	}
+	s.rtcp, err = media.StartRTCP(media.RTCPConfig{Session: s.udp, Endpoint: s.ep})
 	return err
 }
 
@@ -104,6 +113,9 @@ func (s *rtpMediaSession) Endpoint() media.Endpoint {
 }
 
 func (s *rtpMediaSession) Close() error {
+	if s.rtcp != nil {
+		_ = s.rtcp.Close()
+	}
 	if s.ep != nil {
 		_ = s.ep.Close()
 	}

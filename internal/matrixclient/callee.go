@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"github.com/matrix-gateway/gateway/media"
 	gwmatrix "github.com/matrix-gateway/gateway/signalling/matrix"
 )
 
@@ -79,11 +80,8 @@ func (in *Incoming) Answer(ctx context.Context, party string, toneHz float64) (*
 	if err != nil {
 		return nil, err
 	}
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "teststream")
-	if err != nil {
-		return nil, err
-	}
-	call := &Call{c: in.c, room: in.Room, callID: string(in.Invite.CallID), party: party, pc: pc, track: track,
+	track := media.NewAudioTrack("audio", "teststream")
+	call := &Call{c: in.c, room: in.Room, callID: string(in.Invite.CallID), party: party, pc: pc, track: track, dtmf: make(chan rune, 64),
 		answered: make(chan struct{}), ended: make(chan struct{}), stopTone: make(chan struct{}), remoteParty: string(in.Invite.PartyID)}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go call.receive(t) })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: in.Invite.Offer.SDP}); err != nil {
@@ -164,10 +162,7 @@ func (call *Call) Selected() string {
 
 func testAPI() *webrtc.API {
 	me := &webrtc.MediaEngine{}
-	_ = me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio)
+	_ = media.RegisterAudioCodecs(me)
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})

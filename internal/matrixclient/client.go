@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,7 +211,8 @@ type Call struct {
 	callID string
 	party  string
 	pc     *webrtc.PeerConnection
-	track  *webrtc.TrackLocalStaticRTP
+	track  *media.AudioTrack
+	dtmf   chan rune // digits to send as telephone-event, read by sendTone
 
 	mu          sync.Mutex
 	received    []int16 // decoded audio at 8 kHz
@@ -221,6 +223,7 @@ type Call struct {
 	remoteParty string
 	endOnce     sync.Once
 	stopTone    chan struct{}
+	digits      []rune // telephone-event digits received, in order
 }
 
 // PlaceCall sends m.call.invite with an Opus offer and handles the answer.
@@ -239,14 +242,11 @@ func (c *Client) PlaceCall(ctx context.Context, room id.RoomID, opts CallOptions
 	if err != nil {
 		return nil, err
 	}
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "teststream")
-	if err != nil {
-		return nil, err
-	}
+	track := media.NewAudioTrack("audio", "teststream")
 	if _, err := pc.AddTrack(track); err != nil {
 		return nil, err
 	}
-	call := &Call{c: c, room: room, callID: opts.CallID, party: opts.PartyID, pc: pc, track: track,
+	call := &Call{c: c, room: room, callID: opts.CallID, party: opts.PartyID, pc: pc, track: track, dtmf: make(chan rune, 64),
 		answered: make(chan struct{}), ended: make(chan struct{}), stopTone: make(chan struct{})}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go call.receive(t) })
 	offer, err := pc.CreateOffer(nil)
@@ -368,7 +368,9 @@ func (call *Call) end(why string) {
 	})
 }
 
-// sendTone sends a tone as 20 ms Opus frames in real time.
+// sendTone sends a tone as 20 ms Opus frames in real time; digits queued by
+// SendDTMF replace audio frames as RFC 4733 telephone-event packets (8 kHz
+// durations; the track converts for a 48 kHz event format).
 func (call *Call) sendTone(freq float64) {
 	enc, err := opus.NewEncoder(48000, opus.Options{})
 	if err != nil {
@@ -377,14 +379,60 @@ func (call *Call) sendTone(freq float64) {
 	gen := media.NewToneGenerator(freq, 48000)
 	pcm := make([]int16, 960)
 	payload := make([]byte, 1500)
-	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SSRC: 0x1234}}
+	pkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: media.OpusPayloadType, SSRC: 0x1234}}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var (
+		digit      rune
+		evTS       uint32
+		evElapsed  uint16
+		evDuration uint16
+		gap        int
+	)
 	for i := 0; i < 5*60*50; i++ {
 		select {
 		case <-call.stopTone:
 			return
 		case <-tick.C:
+		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += 960
+		if digit == 0 && gap == 0 {
+			select {
+			case digit = <-call.dtmf:
+				evTS, evElapsed, evDuration = pkt.Timestamp, 0, 160*8 // 160 ms
+			default:
+			}
+		}
+		if gap > 0 {
+			gap--
+		}
+		if digit != 0 {
+			code, _ := media.DTMFEvent(digit)
+			evElapsed += 160
+			p := media.DTMFPayload{Event: code, Volume: 10, Duration: min(evElapsed, evDuration), End: evElapsed >= evDuration}
+			ev := make([]byte, media.DTMFPayloadLen)
+			p.Put(ev)
+			epkt := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: media.WebRTCEventPayloadType, SSRC: 0x1234,
+				Timestamp: evTS, Marker: evElapsed == 160}, Payload: ev}
+			n := 1
+			if p.End {
+				n = 3
+			}
+			for k := 0; k < n; k++ {
+				if k > 0 {
+					pkt.SequenceNumber++
+				}
+				epkt.SequenceNumber = pkt.SequenceNumber
+				if b, err := epkt.Marshal(); err == nil {
+					_, _ = call.track.Write(b)
+				}
+				epkt.Marker = false
+			}
+			if p.End {
+				digit, gap = 0, 3
+			}
+			continue
 		}
 		if freq > 0 {
 			gen.Fill(pcm)
@@ -395,24 +443,62 @@ func (call *Call) sendTone(freq float64) {
 		if err != nil {
 			continue
 		}
-		pkt.SequenceNumber++
-		pkt.Timestamp += 960
 		pkt.Payload = payload[:n]
-		_ = call.track.WriteRTP(pkt)
+		if b, err := pkt.Marshal(); err == nil {
+			_, _ = call.track.Write(b)
+		}
 	}
 }
 
-// receive decodes the remote audio to 8 kHz and keeps it.
+// SendDTMF queues digits to be sent as RFC 4733 telephone-event, 160 ms
+// each with 60 ms of audio between them.
+func (call *Call) SendDTMF(digits string) error {
+	for _, d := range digits {
+		if _, ok := media.DTMFEvent(d); !ok {
+			return fmt.Errorf("matrixclient: %q is not a DTMF digit", d)
+		}
+		select {
+		case call.dtmf <- d:
+		default:
+			return errors.New("matrixclient: DTMF queue full")
+		}
+	}
+	return nil
+}
+
+// Digits returns the telephone-event digits received so far, in order.
+func (call *Call) Digits() string {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return string(call.digits)
+}
+
+// receive decodes the remote audio to 8 kHz and keeps it; telephone-event
+// packets are decoded into digits.
 func (call *Call) receive(t *webrtc.TrackRemote) {
 	dec, err := opus.NewDecoder(8000)
 	if err != nil {
 		return
 	}
+	var det media.DTMFDetector
 	pcm := make([]int16, 960)
 	for {
 		pkt, _, err := t.ReadRTP()
 		if err != nil {
 			return
+		}
+		if c := t.Codec(); strings.EqualFold(c.MimeType, "audio/telephone-event") {
+			if d, _, ok := det.Feed(pkt.Timestamp, pkt.Payload, int(c.ClockRate)); ok {
+				call.mu.Lock()
+				call.digits = append(call.digits, d)
+				call.mu.Unlock()
+			}
+			continue
+		}
+		if d, _, ok := det.Media(); ok {
+			call.mu.Lock()
+			call.digits = append(call.digits, d)
+			call.mu.Unlock()
 		}
 		n, err := dec.Decode(pkt.Payload, pcm)
 		if err != nil {

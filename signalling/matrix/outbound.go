@@ -273,6 +273,7 @@ func (oc *outCall) setup(ctx context.Context) bool {
 		oc.fail(signalling.CauseMediaFailed, "audio endpoint", err)
 		return false
 	}
+	watchDTMF(audio, oc.poster, oc)
 	sdp, err := peer.LocalDescription(ctx)
 	if err != nil {
 		_ = audio.Close()
@@ -362,6 +363,7 @@ func (oc *outCall) adopt(inv *Invite) {
 		oc.remoteEnd(signalling.CauseMediaFailed, "glare: audio endpoint")
 		return
 	}
+	watchDTMF(audio, oc.poster, oc)
 	sdp, err := peer.LocalDescription(ctx)
 	if err != nil {
 		_ = audio.Close()

@@ -308,6 +308,7 @@ func (s *session) startPeer(call *signalling.Call, offer string) error {
 		_ = peer.Close()
 		return signalling.NewCauseError(signalling.CauseMediaFailed, "audio endpoint", err)
 	}
+	watchDTMF(audio, call, s)
 	s.mu.Lock()
 	s.peer, s.audio = peer, audio
 	s.mu.Unlock()

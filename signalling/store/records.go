@@ -50,6 +50,11 @@ type Record struct {
 	MatrixPacketsIn, MatrixPacketsLost uint64
 	PhonePacketsIn, PhonePacketsLost   uint64
 
+	// Media health (signalling.CallRecord): jitter and RTT in ms, E-model MOS.
+	MatrixJitterMS, MatrixRTTMS, MatrixMOS float64
+	PhoneJitterMS, PhoneRTTMS, PhoneMOS    float64
+	PhoneLostByPeer                        uint64
+
 	State    State
 	LastSeen time.Time
 }
@@ -71,8 +76,10 @@ const upsertSQL = `INSERT INTO call_records (
 	started_ms, answered_ms, ended_ms, duration_ms,
 	cause, detail, ended_by, sip_status, matrix_reason, matrix_codec, phone_codec,
 	matrix_packets_in, matrix_packets_lost, phone_packets_in, phone_packets_lost,
-	state, last_seen_ms
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)
+	state, last_seen_ms,
+	matrix_jitter_ms, matrix_rtt_ms, matrix_mos, phone_jitter_ms, phone_rtt_ms, phone_mos, phone_lost_by_peer
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27,
+	$28, $29, $30, $31, $32, $33, $34)
 ON CONFLICT (id) DO UPDATE SET
 	direction = excluded.direction, caller_number = excluded.caller_number, caller_user = excluded.caller_user,
 	callee_number = excluded.callee_number, callee_user = excluded.callee_user,
@@ -84,7 +91,10 @@ ON CONFLICT (id) DO UPDATE SET
 	matrix_codec = excluded.matrix_codec, phone_codec = excluded.phone_codec,
 	matrix_packets_in = excluded.matrix_packets_in, matrix_packets_lost = excluded.matrix_packets_lost,
 	phone_packets_in = excluded.phone_packets_in, phone_packets_lost = excluded.phone_packets_lost,
-	state = excluded.state, last_seen_ms = excluded.last_seen_ms`
+	state = excluded.state, last_seen_ms = excluded.last_seen_ms,
+	matrix_jitter_ms = excluded.matrix_jitter_ms, matrix_rtt_ms = excluded.matrix_rtt_ms, matrix_mos = excluded.matrix_mos,
+	phone_jitter_ms = excluded.phone_jitter_ms, phone_rtt_ms = excluded.phone_rtt_ms, phone_mos = excluded.phone_mos,
+	phone_lost_by_peer = excluded.phone_lost_by_peer`
 
 // CallStarted records a new call as active. It implements signalling.Recorder.
 func (s *Store) CallStarted(r signalling.CallRecord) { s.write(r, StateActive) }
@@ -144,6 +154,7 @@ func recordArgs(r signalling.CallRecord, st State, now time.Time) []any {
 		cause, r.Detail, r.EndedBy, r.SIPStatus, r.MatrixReason, r.MatrixCodec, r.PhoneCodec,
 		i64(r.MatrixPacketsIn), i64(r.MatrixPacketsLost), i64(r.PhonePacketsIn), i64(r.PhonePacketsLost),
 		string(st), now.UnixMilli(),
+		r.MatrixJitterMS, r.MatrixRTTMS, r.MatrixMOS, r.PhoneJitterMS, r.PhoneRTTMS, r.PhoneMOS, i64(r.PhoneLostByPeer),
 	}
 }
 
@@ -222,7 +233,8 @@ func (s *Store) touchActive() {
 const selectColumns = `id, direction, caller_number, caller_user, callee_number, callee_user,
 	matrix_room, matrix_call_id, trunk, sip_call_id, started_ms, answered_ms, ended_ms, duration_ms,
 	cause, detail, ended_by, sip_status, matrix_reason, matrix_codec, phone_codec,
-	matrix_packets_in, matrix_packets_lost, phone_packets_in, phone_packets_lost, state, last_seen_ms`
+	matrix_packets_in, matrix_packets_lost, phone_packets_in, phone_packets_lost, state, last_seen_ms,
+	matrix_jitter_ms, matrix_rtt_ms, matrix_mos, phone_jitter_ms, phone_rtt_ms, phone_mos, phone_lost_by_peer`
 
 // scanRecord reads one row of selectColumns.
 func scanRecord(row interface{ Scan(...any) error }) (Record, error) {
@@ -233,11 +245,13 @@ func scanRecord(row interface{ Scan(...any) error }) (Record, error) {
 		answered, ended        sql.NullInt64
 		dur                    int64
 		mIn, mLost, pIn, pLost int64
+		lostByPeer             int64
 	)
 	err := row.Scan(&r.ID, &dir, &r.CallerNumber, &r.CallerUser, &r.CalleeNumber, &r.CalleeUser,
 		&r.MatrixRoom, &r.MatrixCallID, &r.Trunk, &r.SIPCallID, &started, &answered, &ended, &dur,
 		&r.Cause, &r.Detail, &r.EndedBy, &r.SIPStatus, &r.MatrixReason, &r.MatrixCodec, &r.PhoneCodec,
-		&mIn, &mLost, &pIn, &pLost, &st, &lastSeen)
+		&mIn, &mLost, &pIn, &pLost, &st, &lastSeen,
+		&r.MatrixJitterMS, &r.MatrixRTTMS, &r.MatrixMOS, &r.PhoneJitterMS, &r.PhoneRTTMS, &r.PhoneMOS, &lostByPeer)
 	if err != nil {
 		return Record{}, err
 	}
@@ -247,6 +261,7 @@ func scanRecord(row interface{ Scan(...any) error }) (Record, error) {
 	r.Duration = time.Duration(dur) * time.Millisecond
 	r.MatrixPacketsIn, r.MatrixPacketsLost = uint64(max(mIn, 0)), uint64(max(mLost, 0))
 	r.PhonePacketsIn, r.PhonePacketsLost = uint64(max(pIn, 0)), uint64(max(pLost, 0))
+	r.PhoneLostByPeer = uint64(max(lostByPeer, 0))
 	r.LastSeen = time.UnixMilli(lastSeen).UTC()
 	return r, nil
 }
