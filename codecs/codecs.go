@@ -3,7 +3,8 @@
 //
 // A Codec is a descriptor: SDP name, RTP clock rate, default payload type,
 // SDP channel count and the PCM rates it encodes from and decodes to without
-// resampling. Implementations live in codecs/g711 and codecs/opus.
+// resampling. Implementations live in codecs/g711, codecs/g722 and
+// codecs/opus.
 //
 // Hot path: Encoder.Encode and Decoder.Decode/Conceal write into
 // caller-owned buffers and do not allocate; the RTP endpoint in package
@@ -17,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/matrix-gateway/gateway/codecs/g711"
+	"github.com/matrix-gateway/gateway/codecs/g722"
 	"github.com/matrix-gateway/gateway/codecs/opus"
 )
 
@@ -97,6 +99,31 @@ var PCMU = g711Codec(g711.ULaw, 0)
 // PCMA is G.711 A-law.
 var PCMA = g711Codec(g711.ALaw, 8)
 
+// G722 is ITU-T G.722 at 64 kbit/s: 16 kHz PCM, but an RTP clock of 8000 Hz
+// and static payload type 9 (RFC 3551 section 4.5.2).
+var G722 = Codec{
+	Name:        "G722",
+	ClockRate:   g722.ClockRate,
+	PayloadType: g722.PayloadType,
+	Channels:    1,
+	Rates:       []int{g722.Rate},
+	MaxPayload:  g722.FrameBytes,
+	NewEncoder: func(rate int) (Encoder, error) {
+		e, err := g722.NewEncoder(rate)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
+	},
+	NewDecoder: func(rate int) (Decoder, error) {
+		d, err := g722.NewDecoder(rate)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	},
+}
+
 // Opus is Opus with the default encoder settings (VoIP, complexity 5,
 // 24 kbit/s, no FEC).
 var Opus = OpusWith(opus.Options{})
@@ -156,7 +183,7 @@ func OpusWith(opts opus.Options) Codec {
 }
 
 // All returns the built-in codecs in the gateway's order of preference.
-func All() []Codec { return []Codec{Opus, PCMU, PCMA} }
+func All() []Codec { return []Codec{Opus, G722, PCMU, PCMA} }
 
 // Lookup finds a codec by SDP encoding name, ignoring case.
 func Lookup(name string) (Codec, error) {

@@ -240,6 +240,9 @@ func (c *Config) validateSIP(v *validator) {
 	}
 }
 
+// sipCodecs are the codec names media.codecs accepts (case-insensitive).
+var sipCodecs = []string{"PCMU", "PCMA", "G722", "OPUS"}
+
 func (c *Config) validateMedia(v *validator) {
 	m := c.Media
 	listenOK := true
@@ -265,17 +268,18 @@ func (c *Config) validateMedia(v *validator) {
 		v.bad("media.rtp_port_max", "must be greater than rtp_port_min (%d), got %d", m.RTPPortMin, m.RTPPortMax)
 	}
 	if len(m.Codecs) == 0 {
-		v.bad("media.codecs", "at least one codec is required (PCMU, PCMA)")
+		v.bad("media.codecs", "at least one codec is required (PCMU, PCMA, G722, opus)")
 	}
 	seen := map[string]bool{}
 	for i, codec := range m.Codecs {
 		p := indexPath("media.codecs", i)
-		if codec != "PCMU" && codec != "PCMA" {
-			v.bad(p, "must be PCMU or PCMA, got %q", codec)
-		} else if seen[codec] {
+		key := strings.ToUpper(codec)
+		if !slices.Contains(sipCodecs, key) {
+			v.bad(p, "must be PCMU, PCMA, G722 or opus, got %q", codec)
+		} else if seen[key] {
 			v.bad(p, "%s is listed twice", codec)
 		}
-		seen[codec] = true
+		seen[key] = true
 	}
 	if m.OpusComplexity < 0 || m.OpusComplexity > 10 {
 		v.bad("media.opus_complexity", "must be between 0 and 10, got %d", m.OpusComplexity)

@@ -423,7 +423,7 @@ func (l *InLeg) Describe(r *signalling.CallRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r.Trunk, r.SIPCallID, r.SIPStatus = l.trunk, l.sipCallID, l.status
-	r.PhoneCodec = l.remote.Codec.Name + "/8000"
+	r.PhoneCodec = l.remote.Codec.String()
 	if l.session != nil {
 		if ep := l.session.Endpoint(); ep != nil {
 			r.PhoneCodec = ep.String()

@@ -15,14 +15,29 @@ import (
 // Codec is one audio payload format the gateway can offer on a SIP leg.
 type Codec struct {
 	Name        string // encoding name as in a=rtpmap, e.g. "PCMU"
-	PayloadType uint8  // static RTP payload type (RFC 3551)
+	PayloadType uint8  // static RTP payload type (RFC 3551), or the dynamic one offered
 	ClockRate   int    // RTP clock rate in Hz
+	Channels    int    // rtpmap encoding parameters (2 for Opus, RFC 7587); 0 or 1 = none
+	Fmtp        string // a=fmtp parameters offered, empty if none
 }
 
-// The G.711 codecs every SIP trunk speaks (RFC 3551 section 6).
+// String returns the rtpmap form, e.g. "PCMU/8000" or "opus/48000/2".
+func (c Codec) String() string {
+	s := c.Name + "/" + strconv.Itoa(c.ClockRate)
+	if c.Channels > 1 {
+		s += "/" + strconv.Itoa(c.Channels)
+	}
+	return s
+}
+
+// The G.711 codecs every SIP trunk speaks (RFC 3551 section 6), G.722
+// (payload type 9 with its 8000 Hz RTP clock, RFC 3551 section 4.5.2) and
+// Opus (RFC 7587: always opus/48000/2, dynamic payload type).
 var (
 	CodecPCMU = Codec{Name: "PCMU", PayloadType: 0, ClockRate: 8000}
 	CodecPCMA = Codec{Name: "PCMA", PayloadType: 8, ClockRate: 8000}
+	CodecG722 = Codec{Name: "G722", PayloadType: 9, ClockRate: 8000}
+	CodecOpus = Codec{Name: "opus", PayloadType: 111, ClockRate: 48000, Channels: 2, Fmtp: "minptime=10;useinbandfec=1"}
 )
 
 // DefaultDTMFPayloadType is the dynamic payload type offered for
@@ -39,6 +54,10 @@ func CodecByName(name string) (Codec, bool) {
 		return CodecPCMU, true
 	case "PCMA":
 		return CodecPCMA, true
+	case "G722":
+		return CodecG722, true
+	case "OPUS":
+		return CodecOpus, true
 	}
 	return Codec{}, false
 }
@@ -164,7 +183,11 @@ func (o Offer) Marshal() []byte {
 	}
 	line("m=audio ", strconv.Itoa(int(o.Addr.Port())), " RTP/AVP ", strings.Join(fmts, " "))
 	for _, c := range o.Codecs {
-		line("a=rtpmap:", strconv.Itoa(int(c.PayloadType)), " ", c.Name, "/", strconv.Itoa(c.ClockRate))
+		pt := strconv.Itoa(int(c.PayloadType))
+		line("a=rtpmap:", pt, " ", c.String())
+		if c.Fmtp != "" {
+			line("a=fmtp:", pt, " ", c.Fmtp)
+		}
 	}
 	if o.DTMFPayload != 0 {
 		pt := strconv.Itoa(int(o.DTMFPayload))

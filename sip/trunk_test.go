@@ -22,12 +22,12 @@ func TestTrunkValidateDefaults(t *testing.T) {
 }
 
 func TestTrunkValidateReportsEverything(t *testing.T) {
-	tr := Trunk{Port: 70000, Transport: "sctp", NumberFormat: "national", CountryCode: "4x", Codecs: []string{"PCMU", "opus"}}
+	tr := Trunk{Port: 70000, Transport: "sctp", NumberFormat: "national", CountryCode: "4x", Codecs: []string{"PCMU", "G729"}}
 	err := tr.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"host is empty", "port 70000", `transport "sctp"`, "country_code", `codec "opus"`} {
+	for _, want := range []string{"host is empty", "port 70000", `transport "sctp"`, "country_code", `codec "G729"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

@@ -488,3 +488,23 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+func TestExternalIPIsAnnounced(t *testing.T) {
+	cfg := testConfig()
+	cfg.RelayIP = loopback
+	cfg.ExternalIP = netip.MustParseAddr("203.0.113.9") // the public side of a 1:1 NAT
+	s := startServer(t, cfg)
+	relay, code := restClient(t, s, "s3cret", "@alice:gw.test", time.Hour).allocate()
+	if code != 0 {
+		t.Fatal(code)
+	}
+	if relay.Addr() != cfg.ExternalIP || relay.Port() < 61000 || relay.Port() > 61999 {
+		t.Errorf("relayed address %v, want 203.0.113.9 with a port of the range", relay)
+	}
+	// The socket itself is bound on the relay IP.
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loopback, relay.Port())))
+	if err == nil {
+		c.Close()
+		t.Errorf("relay port %d is not bound on %v", relay.Port(), loopback)
+	}
+}

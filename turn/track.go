@@ -48,7 +48,6 @@ func (t *tracker) reserve(user string, userQuota, totalQuota int) bool {
 	}
 	t.perUser[user]++
 	t.total++
-	t.created++
 	return true
 }
 
@@ -91,7 +90,7 @@ func (t *tracker) removeRelay(c *relayConn) {
 	t.retired.dropped += c.stats.dropped.Load()
 }
 
-// created records the owner of a new allocation.
+// allocated records the owner of a new allocation.
 func (t *tracker) allocated(src, dst net.Addr, username string, relay net.Addr) {
 	port := portOf(relay)
 	key := fiveTupleKey(src, dst)
@@ -102,6 +101,7 @@ func (t *tracker) allocated(src, dst net.Addr, username string, relay net.Addr) 
 	}
 	t.owners[key] = username
 	t.ownerOf[port] = key
+	t.created++
 }
 
 // owner returns the user name that created the allocation of a five-tuple.

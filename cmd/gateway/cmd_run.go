@@ -114,7 +114,8 @@ type gateway struct {
 	turn      *embeddedTURN
 	modem     *modemBackend // nil unless modem.enabled
 	regs      []*sip.Registration
-	hsToken   string // the homeserver's token, for tests that speak as the homeserver
+	health    *healthMetrics // per-call media health at call end
+	hsToken   string         // the homeserver's token, for tests that speak as the homeserver
 }
 
 // build wires the gateway from its configuration. Nothing listens yet but the
@@ -200,9 +201,10 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		g.close()
 		return nil, err
 	}
+	g.health = newHealthMetrics(g.registry)
 	g.manager, err = signalling.NewManager(signalling.ManagerConfig{
 		Log: log, Authorizer: policy, Router: g.modem.routerOr(router), Metrics: signalling.NewMetrics(g.registry),
-		Recorder: signalling.Recorders{g.store, newHealthMetrics(g.registry)},
+		Recorder: signalling.Recorders{g.store, g.health},
 	})
 	if err != nil {
 		g.close()

@@ -22,6 +22,7 @@ Commands:
   dial      place a call through the dialler D-Bus API (modem backend): dial NUMBER
   calls     list the dialler's live calls
   hangup    end a dialler call: hangup ID
+  load      media load generator (pure-media mode): N bridged calls, CPU, loss, delay
 
 Run "gateway <command> -h" for the flags of a command.
 `
@@ -56,6 +57,8 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return callsCmd(rest, stdout, stderr)
 	case "hangup":
 		return hangupCmd(rest, stdout, stderr)
+	case "load":
+		return loadCmd(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
