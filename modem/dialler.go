@@ -411,15 +411,18 @@ func (a diallerAPI) SendDtmf(id, digits string) *dbus.Error {
 	c.mu.Lock()
 	leg := c.leg
 	c.mu.Unlock()
-	s, ok := signalling.CurrentLeg(leg).(interface {
-		SendDTMF(ctx context.Context, digits string) error
-	})
+	s, ok := signalling.CurrentLeg(leg).(signalling.DTMFSender)
 	if !ok {
 		return dbusError(signalling.NewCauseError(signalling.CauseIncompatible, "dialler: this route cannot send DTMF", nil))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return dbusError(s.SendDTMF(ctx, digits))
+	for _, d := range digits {
+		if err := s.SendDTMF(ctx, d, 0); err != nil {
+			return dbusError(err)
+		}
+	}
+	return nil
 }
 
 // CallInfo is one entry of ListCalls.

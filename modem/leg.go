@@ -28,9 +28,10 @@ type Leg struct {
 }
 
 var (
-	_ signalling.Leg       = (*Leg)(nil)
-	_ signalling.Dialer    = (*Dialer)(nil)
-	_ signalling.Describer = (*Leg)(nil)
+	_ signalling.Leg        = (*Leg)(nil)
+	_ signalling.Dialer     = (*Dialer)(nil)
+	_ signalling.Describer  = (*Leg)(nil)
+	_ signalling.DTMFSender = (*Leg)(nil)
 )
 
 // NewLeg wraps call as a leg that posts its events to p. For an incoming
@@ -84,7 +85,9 @@ func (l *Leg) Hangup(ctx context.Context, _ signalling.Cause) {
 }
 
 // SendDTMF sends digits on the GSM call.
-func (l *Leg) SendDTMF(ctx context.Context, digits string) error { return l.call.SendDTMF(ctx, digits) }
+func (l *Leg) SendDTMF(ctx context.Context, digit rune, _ time.Duration) error {
+	return l.call.SendDTMF(ctx, string(digit))
+}
 
 // Describe implements signalling.Describer.
 func (l *Leg) Describe(r *signalling.CallRecord) {

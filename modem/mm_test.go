@@ -175,7 +175,7 @@ func TestOutgoingCallThroughAllStates(t *testing.T) {
 	}
 
 	// DTMF both ways.
-	if err := leg.SendDTMF(context.Background(), "12#"); err != nil {
+	if err := sendDigits(leg, "12#"); err != nil {
 		t.Fatal(err)
 	}
 	waitFake(t, r.fake, "DTMF 12#", func(f *fakeat.Modem) bool { return f.DTMFSent() == "12#" })
@@ -427,4 +427,13 @@ func TestNoSIM(t *testing.T) {
 	if d := r.fake.Dialled(); len(d) != 0 {
 		t.Fatalf("modem dialled %v without a SIM", d)
 	}
+}
+
+func sendDigits(leg *Leg, digits string) error {
+	for _, d := range digits {
+		if err := leg.SendDTMF(context.Background(), d, 0); err != nil {
+			return err
+		}
+	}
+	return nil
 }
