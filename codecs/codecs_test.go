@@ -18,6 +18,7 @@ func TestLookup(t *testing.T) {
 		{"PCMU", "PCMU/8000", 0, false, []int{8000}},
 		{"pcma", "PCMA/8000", 8, false, []int{8000}},
 		{"OPUS", "opus/48000/2", 111, true, []int{48000, 24000, 16000, 12000, 8000}},
+		{"g722", "G722/8000", 9, false, []int{16000}},
 	}
 	for _, tt := range tests {
 		c, err := codecs.Lookup(tt.name)

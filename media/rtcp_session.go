@@ -173,7 +173,8 @@ func (s *RTCPSession) handle(pkt []byte, from netip.AddrPort, info *rtcpInfo) {
 	}
 	s.received.Add(1)
 	if p := s.remote.Load(); p == nil || *p != from {
-		s.remote.Store(&from) // allocates once per new source
+		src := from
+		s.remote.Store(&src) // allocates once per new source
 	}
 	now := time.Now()
 	if info.hasSR {

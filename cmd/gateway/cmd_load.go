@@ -33,6 +33,8 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	probes := fs.Int("probes", 8, "calls that decode what they receive to measure click delay")
 	ceiling := fs.Int("ceiling-frames", 5000, "frames of the codec-only ceiling measurement (0: skip)")
 	asJSON := fs.Bool("json", false, "print every run as JSON lines instead of a table")
+	rtpe := fs.String("rtpengine", "", "also run each N through an rtpengine daemon at this ng `address` (host:port), side by side")
+	rtpePID := fs.Int("rtpengine-pid", 0, "rtpengine's process ID, to measure its CPU")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `Usage: gateway load [--calls 50,100,200] [--duration 10s] [--reps 3] [--baseline]
 
@@ -83,7 +85,7 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 
 	type summary struct {
 		n            int
-		gw, base     []*load.Result
+		gw, base, re []*load.Result
 		netCPUPerCal []float64
 	}
 	var sums []summary
@@ -108,12 +110,26 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 				s.base = append(s.base, b)
 				s.netCPUPerCal = append(s.netCPUPerCal, res.CPUPerCall-b.CPUPerCall)
 			}
+			var rr *load.Result
+			if *rtpe != "" {
+				cfg.Baseline, cfg.RTPEngine, cfg.RTPEnginePID = false, *rtpe, *rtpePID
+				if rr, err = load.Run(ctx, cfg); err != nil {
+					fmt.Fprintf(stderr, "gateway load: rtpengine %d calls: %v\n", n, err)
+					return 1
+				}
+				s.re = append(s.re, rr)
+			}
 			if *asJSON {
-				out, _ := json.Marshal(map[string]any{"rep": rep, "result": res, "baseline": b,
+				out, _ := json.Marshal(map[string]any{"rep": rep, "result": res, "baseline": b, "rtpengine": rr,
 					"codec_ceiling_us": float64(ceilPerFrame) / 1e3})
 				fmt.Fprintln(stdout, string(out))
 			} else {
 				printRun(stdout, rep, res, b)
+				if rr != nil {
+					fmt.Fprint(stdout, "  rtpengine: ")
+					printRun(stdout, rep, rr, nil)
+					fmt.Fprintf(stdout, "  rtpengine process cpu/call=%.2f%%\n", 100*rr.RelayCPUPerCall)
+				}
 			}
 		}
 		sums = append(sums, s)
@@ -157,6 +173,21 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 			median(mapf(s.gw, func(r *load.Result) float64 { return r.SocketsPerCall })))
 	}
 	_ = tw.Flush()
+	for _, s := range sums {
+		if len(s.re) == 0 {
+			continue
+		}
+		zero := 0
+		for _, r := range s.re {
+			if r.ZeroLoss() {
+				zero++
+			}
+		}
+		fmt.Fprintf(stdout, "rtpengine, %d calls: zero loss %d/%d, rtpengine CPU/call %.2f%%, delay p50 to phone %.2f ms, to matrix %.2f ms\n",
+			s.n, zero, len(s.re), 100*median(mapf(s.re, func(r *load.Result) float64 { return r.RelayCPUPerCall })),
+			ms(medianDur(mapd(s.re, func(r *load.Result) time.Duration { return r.ToPhone.DelayP50 }))),
+			ms(medianDur(mapd(s.re, func(r *load.Result) time.Duration { return r.ToMatrix.DelayP50 }))))
+	}
 	return 0
 }
 

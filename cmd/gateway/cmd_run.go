@@ -154,7 +154,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 	}
 	opusOpts := opusOptions(cfg.Media)
 	rtpFactory := &rtpMediaFactory{udp: media.UDPConfig{ListenIP: listenIP, AdvertiseIP: advertise, Ports: ports, ReadBuffer: 256 << 10},
-		deadMedia: cfg.Media.DeadMediaTimeout}
+		deadMedia: cfg.Media.DeadMediaTimeout, opus: opusOpts}
 	var ice []webrtc.ICEServer
 	for _, s := range cfg.WebRTC.ICEServers {
 		ice = append(ice, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential.Reveal()})

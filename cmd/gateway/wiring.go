@@ -64,6 +64,7 @@ func sipTrunk(t *configs.Trunk, cfg *configs.Config) sip.Trunk {
 type rtpMediaFactory struct {
 	udp       media.UDPConfig
 	deadMedia time.Duration // media.dead_media_timeout
+	opus      opus.Options  // media.opus_* for trunks that speak Opus
 }
 
 func (f *rtpMediaFactory) NewSession() (sip.MediaSession, error) {
@@ -71,7 +72,7 @@ func (f *rtpMediaFactory) NewSession() (sip.MediaSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rtpMediaSession{udp: s, deadMedia: f.deadMedia}, nil
+	return &rtpMediaSession{udp: s, deadMedia: f.deadMedia, opus: f.opus}, nil
 }
 
 // rtpMediaSession implements sip.MediaSession over media.UDPSession and
@@ -81,6 +82,7 @@ type rtpMediaSession struct {
 	ep        *media.RTPEndpoint
 	rtcp      *media.RTCPSession // SR/RR on the RTCP port, started with the endpoint
 	deadMedia time.Duration
+	opus      opus.Options
 }
 
 func (s *rtpMediaSession) LocalAddr() netip.AddrPort { return s.udp.AdvertisedAddr() }
@@ -89,6 +91,9 @@ func (s *rtpMediaSession) Start(remote netip.AddrPort, codec string, pt, dtmfPT 
 	c, err := codecs.Lookup(codec)
 	if err != nil {
 		return err
+	}
+	if c.Name == codecs.Opus.Name {
+		c = codecs.OpusWith(s.opus) // the configured encoder settings
 	}
 	if remote.IsValid() {
 		s.udp.SetRemote(remote)

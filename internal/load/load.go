@@ -48,6 +48,12 @@ type Config struct {
 	// Baseline runs the peers alone, sending to each other without the
 	// gateway, to measure what the peers themselves cost.
 	Baseline bool
+	// RTPEngine, if set, is the ng control address (host:port) of an
+	// rtpengine daemon that bridges the calls instead of the gateway's
+	// endpoints (Opus <-> PCMU transcoding in its userspace), for a side by
+	// side run; RTPEnginePID is its process, whose CPU is then measured.
+	RTPEngine    string
+	RTPEnginePID int
 }
 
 func (c *Config) defaults() error {
@@ -114,6 +120,10 @@ type Result struct {
 	HeapPerCall, RSSPerCall           float64 // bytes
 	GoroutinesPerCall, SocketsPerCall float64
 	Procs                             int // GOMAXPROCS
+	// RelayCPU is rtpengine's CPU in the window (RTPEngine runs), and
+	// RelayCPUPerCall its share of one core per call.
+	RelayCPU        time.Duration
+	RelayCPUPerCall float64
 }
 
 // ZeroLoss reports whether every packet arrived in both directions.
@@ -192,6 +202,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		for _, c := range calls {
 			c.phone.dst, c.web.dst = c.web.addr(), c.phone.addr()
 		}
+	} else if cfg.RTPEngine != "" {
+		ng, err := dialNG(cfg.RTPEngine)
+		if err != nil {
+			return nil, err
+		}
+		defer ng.close()
+		for _, c := range calls {
+			id, err := rtpengineCall(ng, c)
+			if err != nil {
+				return nil, err
+			}
+			defer func() { _, _ = ng.request(map[string]any{"command": "delete", "call-id": id}) }()
+		}
 	} else if err := buildGateway(calls, &cfg); err != nil {
 		return nil, err
 	}
@@ -211,12 +234,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ctx.Err()
 	}
 	cpu0, t0 := processCPU(), time.Now()
+	relay0, _ := procCPU(cfg.RTPEnginePID)
 	select {
 	case <-time.After(cfg.Duration):
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	cpu1, t1 := processCPU(), time.Now()
+	relay1, _ := procCPU(cfg.RTPEnginePID)
 	p.stop()
 	time.Sleep(300 * time.Millisecond) // drain: everything in flight arrives
 
@@ -230,6 +255,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		SocketsPerCall:    float64(after.sockets-before.sockets) / n,
 	}
 	res.CPUPerCall = res.CPU.Seconds() / res.Measured.Seconds() / n
+	if cfg.RTPEnginePID > 0 {
+		res.RelayCPU = relay1 - relay0
+		res.RelayCPUPerCall = res.RelayCPU.Seconds() / res.Measured.Seconds() / n
+	}
 	res.ToMatrix = direction(calls, func(c *call) (*peer, *peer) { return c.phone, c.web })
 	res.ToPhone = direction(calls, func(c *call) (*peer, *peer) { return c.web, c.phone })
 	for _, c := range calls {
