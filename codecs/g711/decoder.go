@@ -1,23 +1,17 @@
 package g711
 
-import "fmt"
+import (
+	"fmt"
 
-// concealFade is how many samples (60 ms at 8 kHz) a run of concealed audio
-// takes to fade from the last received frame to silence.
-const concealFade = 480
-
-// histLen is how much received audio the decoder keeps for concealment (20 ms).
-const histLen = 160
+	"github.com/matrix-gateway/gateway/codecs/plc"
+)
 
 // Decoder decodes 8 kHz G.711 and conceals lost frames by repeating the last
 // 20 ms received with a linear fade to silence over 60 ms. It is not safe
 // for concurrent use.
 type Decoder struct {
-	law       Law
-	hist      [histLen]int16
-	nhist     int // valid samples in hist
-	pos       int // read position in hist while concealing
-	concealed int // samples concealed since the last real frame
+	law Law
+	plc plc.Fade // concealment: the last 20 ms, faded out over 60 ms
 }
 
 // NewDecoder returns a decoder for law at rate, which must be 8000.
@@ -25,7 +19,7 @@ func NewDecoder(law Law, rate int) (*Decoder, error) {
 	if rate != Rate {
 		return nil, fmt.Errorf("%w: got %d", ErrRate, rate)
 	}
-	return &Decoder{law: law}, nil
+	return &Decoder{law: law, plc: plc.NewFade(Rate)}, nil
 }
 
 // Decode writes one sample per payload byte into pcm; pcm must be at least
@@ -44,36 +38,11 @@ func (d *Decoder) Decode(payload []byte, pcm []int16) (int, error) {
 	return n, nil
 }
 
-func (d *Decoder) remember(pcm []int16) {
-	d.concealed, d.pos = 0, 0
-	if len(pcm) >= histLen {
-		d.nhist = copy(d.hist[:], pcm[len(pcm)-histLen:])
-		return
-	}
-	// Shift the old tail left and append the short frame.
-	keep := min(d.nhist, histLen-len(pcm))
-	copy(d.hist[:keep], d.hist[d.nhist-keep:d.nhist])
-	d.nhist = keep + copy(d.hist[keep:], pcm)
-}
+func (d *Decoder) remember(pcm []int16) { d.plc.Remember(pcm) }
 
 // Conceal fills all of pcm with a faded repetition of the last audio
 // received, or silence once the fade has run out or if nothing was received.
-func (d *Decoder) Conceal(pcm []int16) (int, error) {
-	for i := range pcm {
-		if d.nhist == 0 || d.concealed >= concealFade {
-			pcm[i] = 0
-			continue
-		}
-		gain := int32(concealFade - d.concealed)
-		pcm[i] = int16(int32(d.hist[d.pos]) * gain / concealFade)
-		d.concealed++
-		d.pos++
-		if d.pos >= d.nhist {
-			d.pos = 0
-		}
-	}
-	return len(pcm), nil
-}
+func (d *Decoder) Conceal(pcm []int16) (int, error) { return d.plc.Conceal(pcm), nil }
 
 // String returns "PCMU(decode)" or "PCMA(decode)".
 func (d *Decoder) String() string { return d.law.String() + "(decode)" }

@@ -1,13 +1,10 @@
 package g722
 
-import "fmt"
+import (
+	"fmt"
 
-// concealFade is how many samples (60 ms at 16 kHz) a run of concealed audio
-// takes to fade from the last received frame to silence.
-const concealFade = 960
-
-// histLen is how much decoded audio the decoder keeps for concealment (20 ms).
-const histLen = 320
+	"github.com/matrix-gateway/gateway/codecs/plc"
+)
 
 // Decoder decodes G.722 at 64 kbit/s to 16 kHz PCM and conceals lost frames
 // by repeating the last 20 ms decoded with a linear fade to silence over
@@ -15,10 +12,7 @@ const histLen = 320
 type Decoder struct {
 	low, high band
 	x         [24]int32 // receive QMF delay line
-	hist      [histLen]int16
-	nhist     int // valid samples in hist
-	pos       int // read position in hist while concealing
-	concealed int // samples concealed since the last real frame
+	plc       plc.Fade  // concealment: the last 20 ms, faded out over 60 ms
 }
 
 // NewDecoder returns a decoder producing PCM at rate, which must be 16000.
@@ -33,7 +27,7 @@ func NewDecoder(rate int) (*Decoder, error) {
 
 // Reset returns the decoder to its initial state.
 func (d *Decoder) Reset() {
-	*d = Decoder{}
+	*d = Decoder{plc: plc.NewFade(Rate)}
 	d.low.reset(32)
 	d.high.reset(8)
 }
@@ -96,36 +90,12 @@ func (d *Decoder) decodeByte(code byte, out []int16) {
 	out[1] = int16(sat16(xout2 >> 11))
 }
 
-func (d *Decoder) remember(pcm []int16) {
-	d.concealed, d.pos = 0, 0
-	if len(pcm) >= histLen {
-		d.nhist = copy(d.hist[:], pcm[len(pcm)-histLen:])
-		return
-	}
-	keep := min(d.nhist, histLen-len(pcm))
-	copy(d.hist[:keep], d.hist[d.nhist-keep:d.nhist])
-	d.nhist = keep + copy(d.hist[keep:], pcm)
-}
+func (d *Decoder) remember(pcm []int16) { d.plc.Remember(pcm) }
 
 // Conceal fills all of pcm with a faded repetition of the last audio
 // decoded, or silence once the fade has run out or if nothing was decoded.
 // The ADPCM state is left as it was: the next real frame continues from it.
-func (d *Decoder) Conceal(pcm []int16) (int, error) {
-	for i := range pcm {
-		if d.nhist == 0 || d.concealed >= concealFade {
-			pcm[i] = 0
-			continue
-		}
-		gain := int32(concealFade - d.concealed)
-		pcm[i] = int16(int32(d.hist[d.pos]) * gain / concealFade)
-		d.concealed++
-		d.pos++
-		if d.pos >= d.nhist {
-			d.pos = 0
-		}
-	}
-	return len(pcm), nil
-}
+func (d *Decoder) Conceal(pcm []int16) (int, error) { return d.plc.Conceal(pcm), nil }
 
 // String returns "G722(decode)".
 func (d *Decoder) String() string { return "G722(decode)" }
