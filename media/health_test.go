@@ -83,9 +83,9 @@ func TestEModel(t *testing.T) {
 	}{
 		{"PCMU", 40 * time.Millisecond, 0, 4.35, 4.42}, // R = 92.2
 		{"PCMA", 40 * time.Millisecond, 0.05, 3.5, 3.9},
-		{"opus", 50 * time.Millisecond, 0, 4.0, 4.1}, // R = 93.2 - 1.2 - 11
+		{"opus", 50 * time.Millisecond, 0, 4.0, 4.1},  // R = 93.2 - 1.2 - 11
 		{"PCMU", 400 * time.Millisecond, 0, 2.5, 3.1}, // long delay hurts
-		{"PCMU", 40 * time.Millisecond, 1, 1, 1.2}, // R = 92.2 - 95*100/125.1
+		{"PCMU", 40 * time.Millisecond, 1, 1, 1.2},    // R = 92.2 - 95*100/125.1
 	}
 	for _, tc := range tests {
 		m := EstimateMOS(tc.codec, tc.delay, tc.loss)

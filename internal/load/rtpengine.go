@@ -24,8 +24,9 @@ import (
 
 // ngClient speaks rtpengine's ng protocol: "<cookie> <bencoded dict>" over UDP.
 type ngClient struct {
-	conn *net.UDPConn
-	n    int
+	conn   *net.UDPConn
+	prefix string // random per client: rtpengine caches replies by cookie
+	n      int
 }
 
 func dialNG(addr string) (*ngClient, error) {
@@ -37,7 +38,9 @@ func dialNG(addr string) (*ngClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: rtpengine ng: %w", err)
 	}
-	return &ngClient{conn: c}, nil
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return &ngClient{conn: c, prefix: hex.EncodeToString(r[:])}, nil
 }
 
 func (c *ngClient) close() { _ = c.conn.Close() }
@@ -45,7 +48,7 @@ func (c *ngClient) close() { _ = c.conn.Close() }
 // request sends one command and returns the response dictionary.
 func (c *ngClient) request(msg map[string]any) (map[string]any, error) {
 	c.n++
-	cookie := fmt.Sprintf("lg%d", c.n)
+	cookie := fmt.Sprintf("%s-%d", c.prefix, c.n)
 	var b bytes.Buffer
 	b.WriteString(cookie + " ")
 	bencode(&b, msg)
