@@ -207,6 +207,7 @@ type endpointHealth struct {
 	timer   *time.Timer
 	since   int64 // monoNanos when watching began
 	stopped bool
+	paused  bool // the peer said it sends nothing (hold): silence is expected
 }
 
 func (h *endpointHealth) init(clockRate int, deadTimeout time.Duration) {
@@ -243,7 +244,10 @@ func (e *RTPEndpoint) checkDeadMedia() {
 		return
 	}
 	silence := e.silence()
-	if silence < h.timeout {
+	if h.paused || silence < h.timeout {
+		if h.paused {
+			silence = 0
+		}
 		h.timer.Reset(h.timeout - silence)
 		h.mu.Unlock()
 		return
@@ -262,6 +266,17 @@ func (e *RTPEndpoint) silence() time.Duration {
 		return 0
 	}
 	return time.Duration(monoNanos() - last)
+}
+
+// PauseDeadMedia stops counting silence while the peer, by its own session
+// description, sends nothing (a call on hold: SIP a=inactive/recvonly, a
+// Matrix m.call.negotiate to inactive); false resumes and restarts the count.
+func (e *RTPEndpoint) PauseDeadMedia(paused bool) {
+	h := &e.health
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.paused = paused
+	h.since = monoNanos()
 }
 
 // stopHealth stops the dead-media watch; called by Close.

@@ -445,10 +445,16 @@ func (l *InLeg) onInDialog(req *sipgosip.Request, tx sipgosip.ServerTransaction)
 			_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, reasonPhrase(481), nil))
 		}
 	case sipgosip.INVITE:
-		// Session refresh or hold: answer with the current description.
+		// Session refresh or hold: answer with the current description; a
+		// hold pauses the dead-media watch.
 		l.mu.Lock()
-		body := l.localSDP
+		body, ms := l.localSDP, l.session
 		l.mu.Unlock()
+		if ms != nil && len(req.Body()) > 0 {
+			if ep := ms.Endpoint(); ep != nil {
+				media.NoteHold(ep, string(req.Body()))
+			}
+		}
 		res := sipgosip.NewResponseFromRequest(req, 200, "OK", body)
 		ct := sipgosip.ContentTypeHeader(sdpMimeType)
 		res.AppendHeader(&ct)

@@ -632,11 +632,14 @@ func (l *Leg) onBye(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 // onReinvite answers a re-INVITE (session refresh) with our current SDP.
 func (l *Leg) onReinvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 	l.mu.Lock()
-	dlg, body := l.dlg, l.localSDP
+	dlg, body, ep := l.dlg, l.localSDP, l.endpoint
 	l.mu.Unlock()
 	if dlg == nil {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
+	}
+	if ep != nil && len(req.Body()) > 0 {
+		media.NoteHold(ep, string(req.Body())) // a hold pauses the dead-media watch
 	}
 	if err := dlg.ReadRequest(req, tx); err != nil {
 		_ = tx.Respond(sipgosip.NewResponseFromRequest(req, 500, "Server Internal Error", nil))

@@ -495,10 +495,10 @@ func (oc *outCall) onCandidates(v *Candidates) {
 
 func (oc *outCall) onNegotiate(v *Negotiate) {
 	oc.mu.Lock()
-	peer, answered, selected, room := oc.peer, oc.answered, oc.selected, oc.key.room
+	peer, answered, selected, room, audio := oc.peer, oc.answered, oc.selected, oc.key.room, oc.audio
 	oc.mu.Unlock()
 	if answered && v.PartyID == selected && v.Description.Type == "offer" {
-		oc.c.answerNegotiation(&oc.log, oc.intent, room, oc.common(), peer, v)
+		oc.c.answerNegotiation(&oc.log, oc.intent, room, oc.common(), peer, audio, v)
 	}
 }
 

@@ -27,14 +27,19 @@ func addCandidates(log *zerolog.Logger, peer *media.Peer, cands []Candidate) {
 
 // answerNegotiation applies a renegotiation offer (hold, resume, ICE
 // restart) and sends the answer as m.call.negotiate.
+// A hold (the offer says the peer sends nothing) pauses audio's dead-media
+// watch; resuming restarts it.
 func (c *Connector) answerNegotiation(log *zerolog.Logger, intent *appservice.IntentAPI, room id.RoomID,
-	common Common, peer *media.Peer, v *Negotiate) {
+	common Common, peer *media.Peer, audio AudioEndpoint, v *Negotiate) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sdp, err := peer.Renegotiate(ctx, v.Description.SDP)
 	if err != nil {
 		log.Warn().Err(err).Msg("renegotiation failed")
 		return
+	}
+	if audio != nil {
+		media.NoteHold(audio, v.Description.SDP)
 	}
 	lifetime := v.Lifetime
 	if lifetime <= 0 {

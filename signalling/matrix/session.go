@@ -326,10 +326,10 @@ func (s *session) onCandidates(v *Candidates) {
 
 func (s *session) onNegotiate(v *Negotiate) {
 	s.mu.Lock()
-	peer, answered := s.peer, s.answered
+	peer, answered, audio := s.peer, s.answered, s.audio
 	s.mu.Unlock()
 	if peer != nil && answered && v.Description.Type == "offer" {
-		s.c.answerNegotiation(&s.log, s.intent, s.key.room, s.common(), peer, v)
+		s.c.answerNegotiation(&s.log, s.intent, s.key.room, s.common(), peer, audio, v)
 	}
 }
 
