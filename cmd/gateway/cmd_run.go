@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,6 +117,7 @@ type gateway struct {
 	regs      []*sip.Registration
 	health    *healthMetrics // per-call media health at call end
 	hsToken   string         // the homeserver's token, for tests that speak as the homeserver
+	closeOnce sync.Once
 }
 
 // build wires the gateway from its configuration. Nothing listens yet but the
@@ -302,7 +304,10 @@ func (g *gateway) start(ctx context.Context) error {
 }
 
 // close stops everything that was started; calls must be over by then.
-func (g *gateway) close() {
+// It is idempotent.
+func (g *gateway) close() { g.closeOnce.Do(g.doClose) }
+
+func (g *gateway) doClose() {
 	for _, r := range g.regs {
 		r.Close()
 	}

@@ -173,9 +173,10 @@ func (e *e2e) startInProcess() {
 	if err := e.gw.start(ctx); err != nil {
 		t.Fatalf("start: %v", err)
 	}
+	gw := e.gw
 	t.Cleanup(func() {
-		e.gw.manager.HangupAll()
-		e.gw.close()
+		gw.manager.HangupAll()
+		gw.close()
 		_ = logf.Close()
 		if t.Failed() {
 			dumpLog(t, e.logPath)
@@ -602,4 +603,34 @@ func testOfferSDP(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return offer.SDP
+}
+
+// TestE2ERestartRemembersRooms restarts the gateway and places a call without
+// invitee (as Element does in a DM) in a room whose ghost joined before the
+// restart: the gateway still knows who is called there.
+func TestE2ERestartRemembersRooms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	e := startE2E(t)
+	_, room := e.dmWith(e.alice, numAnswer)
+	// Let the homeserver deliver the ghost's join to this instance first, so
+	// the restarted one cannot learn it from a late transaction.
+	time.Sleep(2 * time.Second)
+	e.gw.manager.HangupAll()
+	e.gw.close()
+	e.startInProcess()
+	call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{ToneHz: userToneHz})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, call.Answered(), 20*time.Second, "m.call.answer after the restart")
+	time.Sleep(2 * time.Second)
+	if lvl := toneLevel(call.Received(), phoneToneHz); lvl < 0.5 {
+		t.Errorf("no audio from the phone after the restart (level %.3f)", lvl)
+	}
+	if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, e)
 }

@@ -231,24 +231,32 @@ func (c *Connector) setGhost(room id.RoomID, ghost id.UserID, joined bool) {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	m := c.ghosts[room]
+	changed := m[ghost] != joined
 	if joined {
 		if m == nil {
 			m = make(map[id.UserID]bool)
 			c.ghosts[room] = m
 		}
 		m[ghost] = true
-		return
+	} else {
+		delete(m, ghost)
+		if len(m) == 0 {
+			delete(c.ghosts, room)
+		}
 	}
-	delete(m, ghost)
-	if len(m) == 0 {
-		delete(c.ghosts, room)
+	c.mu.Unlock()
+	if changed {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.rooms.SetRoomGhost(ctx, string(room), string(ghost), joined); err != nil {
+			c.log.Warn().Err(err).Msg("recording the ghost's room membership failed")
+		}
 	}
 }
 
 // roomGhosts lists the gateway's ghosts joined to a room, from the joins
-// seen since start and from the appservice state store.
+// seen since start, the appservice state store, and the room store.
 func (c *Connector) roomGhosts(ctx context.Context, room id.RoomID) []id.UserID {
 	c.mu.Lock()
 	var out []id.UserID
@@ -259,14 +267,23 @@ func (c *Connector) roomGhosts(ctx context.Context, room id.RoomID) []id.UserID 
 	if len(out) > 0 {
 		return out
 	}
-	members, err := c.as.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room)
-	if err != nil {
-		return nil
-	}
-	for _, m := range members {
-		if _, ok := c.cfg.NumberFromUserID(m); ok {
-			out = append(out, m)
+	if members, err := c.as.StateStore.GetRoomJoinedOrInvitedMembers(ctx, room); err == nil {
+		for _, m := range members {
+			if _, ok := c.cfg.NumberFromUserID(m); ok {
+				out = append(out, m)
+			}
 		}
+	}
+	if len(out) > 0 {
+		return out
+	}
+	// After a restart: what was recorded before.
+	stored, err := c.rooms.RoomGhosts(ctx, string(room))
+	if err != nil {
+		c.log.Warn().Err(err).Msg("reading the room's ghosts failed")
+	}
+	for _, g := range stored {
+		out = append(out, id.UserID(g))
 	}
 	return out
 }

@@ -18,16 +18,48 @@ import (
 )
 
 // RoomStore remembers the DM room of each (ghost, Matrix user) pair, so a
-// phone calling the same user again rings in the same room, across restarts.
+// phone calling the same user again rings in the same room, and which ghosts
+// are in which rooms, so a call invite without invitee finds its callee; both
+// across restarts.
 type RoomStore interface {
 	DMRoom(ctx context.Context, ghost, user string) (roomID string, ok bool, err error)
 	SetDMRoom(ctx context.Context, ghost, user, roomID string) error
+	RoomGhosts(ctx context.Context, roomID string) ([]string, error)
+	SetRoomGhost(ctx context.Context, roomID, ghost string, joined bool) error
 }
 
 // memoryRooms is the RoomStore used when none is configured.
 type memoryRooms struct {
-	mu sync.Mutex
-	m  map[[2]string]string
+	mu     sync.Mutex
+	m      map[[2]string]string
+	ghosts map[string]map[string]bool
+}
+
+func (r *memoryRooms) RoomGhosts(_ context.Context, room string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for g := range r.ghosts[room] {
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+func (r *memoryRooms) SetRoomGhost(_ context.Context, room, ghost string, joined bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ghosts == nil {
+		r.ghosts = make(map[string]map[string]bool)
+	}
+	if joined {
+		if r.ghosts[room] == nil {
+			r.ghosts[room] = make(map[string]bool)
+		}
+		r.ghosts[room][ghost] = true
+	} else {
+		delete(r.ghosts[room], ghost)
+	}
+	return nil
 }
 
 func (r *memoryRooms) DMRoom(_ context.Context, ghost, user string) (string, bool, error) {

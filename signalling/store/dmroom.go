@@ -39,3 +39,36 @@ func (s *Store) DeleteDMRoom(ctx context.Context, ghost, user string) error {
 	}
 	return nil
 }
+
+// RoomGhosts returns the ghosts recorded as joined to a room.
+func (s *Store) RoomGhosts(ctx context.Context, roomID string) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT ghost FROM room_ghosts WHERE room_id = $1 ORDER BY ghost`, roomID)
+	if err != nil {
+		return nil, fmt.Errorf("store: read ghosts of %s: %w", roomID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, fmt.Errorf("store: read ghosts of %s: %w", roomID, err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// SetRoomGhost records that a ghost joined (joined true) or left a room.
+func (s *Store) SetRoomGhost(ctx context.Context, roomID, ghost string, joined bool) error {
+	var err error
+	if joined {
+		_, err = s.db.ExecContext(ctx, `INSERT INTO room_ghosts (room_id, ghost, updated_ms) VALUES ($1, $2, $3)
+			ON CONFLICT (room_id, ghost) DO UPDATE SET updated_ms = excluded.updated_ms`, roomID, ghost, s.now().UnixMilli())
+	} else {
+		_, err = s.db.ExecContext(ctx, `DELETE FROM room_ghosts WHERE room_id = $1 AND ghost = $2`, roomID, ghost)
+	}
+	if err != nil {
+		return fmt.Errorf("store: record ghost %s in %s: %w", ghost, roomID, err)
+	}
+	return nil
+}

@@ -50,6 +50,9 @@ func TestMigrateV1ToMediaHealth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// ... and what later steps added.
+	_, err = s.db.ExecContext(ctx, `DROP TABLE room_ghosts`)
+	must(t, err)
 	_, err = s.db.ExecContext(ctx, `UPDATE schema_version SET version = 1`)
 	must(t, err)
 	_, err = s.db.ExecContext(ctx, `INSERT INTO call_records (id, direction, started_ms, state, last_seen_ms) VALUES ('old', 'to_phone', 1, 'ended', 1)`)

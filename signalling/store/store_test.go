@@ -175,6 +175,28 @@ func TestDMRooms(t *testing.T) {
 	})
 }
 
+func TestRoomGhosts(t *testing.T) {
+	backends(t, func(t *testing.T, cfg Config) {
+		ctx := context.Background()
+		s := open(t, cfg)
+		if g, err := s.RoomGhosts(ctx, "!r:hs"); err != nil || len(g) != 0 {
+			t.Fatalf("RoomGhosts of an unknown room = %v, %v", g, err)
+		}
+		must(t, s.SetRoomGhost(ctx, "!r:hs", "@pstn_2:hs", true))
+		must(t, s.SetRoomGhost(ctx, "!r:hs", "@pstn_1:hs", true))
+		must(t, s.SetRoomGhost(ctx, "!r:hs", "@pstn_1:hs", true)) // again: no duplicate
+		must(t, s.SetRoomGhost(ctx, "!other:hs", "@pstn_3:hs", true))
+		g, err := s.RoomGhosts(ctx, "!r:hs")
+		if err != nil || len(g) != 2 || g[0] != "@pstn_1:hs" || g[1] != "@pstn_2:hs" {
+			t.Fatalf("RoomGhosts = %v, %v", g, err)
+		}
+		must(t, s.SetRoomGhost(ctx, "!r:hs", "@pstn_2:hs", false))
+		if g, err := s.RoomGhosts(ctx, "!r:hs"); err != nil || len(g) != 1 || g[0] != "@pstn_1:hs" {
+			t.Fatalf("RoomGhosts after a leave = %v, %v", g, err)
+		}
+	})
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
