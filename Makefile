@@ -33,7 +33,7 @@ deps:
 vet:
 	$(GO) vet $(PKGS)
 
-run:
+run: check-deps
 	scripts/demo.sh
 
 bench:
