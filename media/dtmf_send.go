@@ -103,7 +103,7 @@ func (e *RTPEndpoint) CanSendDTMF() bool { return e.eventPT != 0 }
 
 // sendEventFrame sends the event packets that replace one audio frame of w:
 // an update, or the end packet three times. The caller holds s.mu.
-func (s *rtpSender) sendEventFrame(w *rtpWriter) error {
+func (s *rtpSender) sendEventFrame(tsStep uint32) error {
 	d := &s.dtmf
 	marker := false
 	if !d.active {
@@ -136,7 +136,7 @@ func (s *rtpSender) sendEventFrame(w *rtpWriter) error {
 		s.e.cnt.eventsOut.Add(1)
 	}
 	// The stream's timestamp keeps running under the event.
-	s.ts += w.tsStep
+	s.ts += tsStep
 	if end {
 		d.active = false
 		d.gap = dtmfGapFrames

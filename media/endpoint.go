@@ -67,10 +67,17 @@ func CommonRate(a, b Endpoint) (int, error) {
 }
 
 // Bridge connects two endpoints in both directions at their common rate.
+//
+// Two endpoints with the same PayloadFormat (Opus on both legs) exchange
+// encoded frames instead: nothing is decoded or re-encoded, and rate is the
+// codec's clock rate.
 func Bridge(a, b Endpoint) (rate int, err error) {
 	rate, err = CommonRate(a, b)
 	if err != nil {
 		return 0, err
+	}
+	if bridgePayloads(a, b) {
+		return rate, nil
 	}
 	wa, err := a.Writer(rate)
 	if err != nil {
@@ -92,11 +99,11 @@ func Bridge(a, b Endpoint) (rate int, err error) {
 
 // Unbridge stops both endpoints from pushing audio to each other.
 func Unbridge(a, b Endpoint) {
-	if a != nil {
-		_ = a.SetSink(0, nil)
-	}
-	if b != nil {
-		_ = b.SetSink(0, nil)
+	for _, e := range []Endpoint{a, b} {
+		if e != nil {
+			_ = e.SetSink(0, nil)
+			unbridgePayloads(e)
+		}
 	}
 }
 

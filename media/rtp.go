@@ -108,11 +108,12 @@ type RTPStats struct {
 	EncodeErrors           uint64
 	WriteErrors            uint64
 	SinkErrors             uint64 // errors returned by the sink
+	PassedThrough          uint64 // frames sent as received from a bridged peer of the same codec, not re-encoded
 }
 
 type rtpCounters struct {
 	packetsIn, bytesIn, packetsOut, bytesOut, lost, concealed, fec, reordered, dups, late,
-	wrongSSRC, ssrcChanges, wrongPT, events, eventsOut, digitsIn, malformed, decodeErr, encodeErr, writeErr, sinkErr atomic.Uint64
+	wrongSSRC, ssrcChanges, wrongPT, events, eventsOut, digitsIn, malformed, decodeErr, encodeErr, writeErr, sinkErr, passedThrough atomic.Uint64
 }
 
 // RTPEndpoint is an Endpoint that sends and receives one codec over RTP.
@@ -132,7 +133,8 @@ type RTPEndpoint struct {
 	reader   PacketReader
 	cnt      rtpCounters
 	sink     atomic.Pointer[rtpSink]
-	health   endpointHealth // reception statistics, RTCP reports, dead-media watch (health.go)
+	psink    atomic.Pointer[payloadSink] // passthrough: received frames go here undecoded
+	health   endpointHealth              // reception statistics, RTCP reports, dead-media watch (health.go)
 	onDTMF   atomic.Pointer[DTMFHandler]
 	closed   atomic.Bool
 	done     chan struct{}
@@ -286,7 +288,7 @@ func (e *RTPEndpoint) Stats() RTPStats {
 		WrongPT: c.wrongPT.Load(), Events: c.events.Load(), Malformed: c.malformed.Load(),
 		EventsOut: c.eventsOut.Load(), DigitsIn: c.digitsIn.Load(),
 		DecodeErrors: c.decodeErr.Load(), EncodeErrors: c.encodeErr.Load(),
-		WriteErrors: c.writeErr.Load(), SinkErrors: c.sinkErr.Load(),
+		WriteErrors: c.writeErr.Load(), SinkErrors: c.sinkErr.Load(), PassedThrough: c.passedThrough.Load(),
 	}
 }
 

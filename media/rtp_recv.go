@@ -215,6 +215,9 @@ func (r *rtpReceiver) skipGap() {
 // sink, using FEC from next (the first media payload after the gap, nil if
 // none) for the last frame when the decoder supports it.
 func (r *rtpReceiver) conceal(missing uint32, next []byte) {
+	if r.e.psink.Load() != nil {
+		return // passthrough: the far end sees the gap and conceals it itself
+	}
 	s := r.e.sink.Load()
 	if s == nil || !r.ensureDecoder(s.rate) {
 		return
@@ -273,6 +276,18 @@ func (r *rtpReceiver) deliver(pkt []byte, h *rtpHeader) {
 	payload := pkt[h.payloadAt:h.payloadTo]
 	r.cnt.packetsIn.Add(1)
 	r.cnt.bytesIn.Add(uint64(len(payload)))
+	if ps := r.e.psink.Load(); ps != nil {
+		// Passthrough: hand the frame on undecoded with the stream's advance.
+		tsDelta, seqDelta := uint32(r.e.codec.ClockRate*FrameMillis/1000), uint16(1)
+		if r.haveLast {
+			tsDelta, seqDelta = h.ts-r.lastTS, h.seq-r.lastSeq
+		}
+		r.lastTS, r.lastSeq, r.haveLast = h.ts, h.seq, true
+		if err := ps.w.WritePayload(payload, tsDelta, seqDelta); err != nil {
+			r.cnt.sinkErr.Add(1)
+		}
+		return
+	}
 	if r.haveLast && h.seq == r.lastSeq+1 {
 		// Learn the packet duration from consecutive packets.
 		if d := h.ts - r.lastTS; d > 0 && d <= uint32(r.e.codec.ClockRate)/8 {

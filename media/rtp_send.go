@@ -21,6 +21,7 @@ type rtpSender struct {
 	marker   bool
 	lastSend time.Time
 	dtmf     dtmfSender // telephone-event packets replacing audio frames
+	passing  bool       // frames come from a peer (passthrough); ts is the last sent frame's
 	pkt      [MaxPacketSize]byte
 }
 
@@ -81,7 +82,7 @@ func (s *rtpSender) sendFrame(w *rtpWriter) error {
 	}
 	if s.dtmf.wants() {
 		s.lastSend = now
-		return s.sendEventFrame(w)
+		return s.sendEventFrame(w.tsStep)
 	}
 	n, err := w.enc.Encode(w.frame, s.pkt[rtpHeaderLen:])
 	if err != nil {

@@ -196,7 +196,7 @@ func (c *Call) handle(ev Event) bool {
 		c.watchMedia(a, b)
 		c.mgr.metrics.setup(c.dir, "answer", c.bridged.Sub(c.answered))
 		c.mgr.rec.CallAnswered(c.record())
-		c.log.Info().Int("rate", rate).Str("a", a.String()).Str("b", b.String()).
+		c.log.Info().Int("rate", rate).Str("a", a.String()).Str("b", b.String()).Bool("passthrough", media.PassThrough(a, b)).
 			Dur("setup", c.answered.Sub(c.started)).Dur("answer_overhead", c.bridged.Sub(c.answered)).
 			Msg("call answered and bridged")
 		c.mgr.metrics.answered()
