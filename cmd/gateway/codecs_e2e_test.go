@@ -41,11 +41,7 @@ func startCodecEnv(t *testing.T) *codecEnv {
 	ce.opus = testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: user(numOpus), ToneHz: phoneToneHz, ToneSeconds: 30,
 		Codecs: []string{"opus/48000/2"}, SampleRate: 48000})
 
-	hsPort := testpeers.FreeTCPPort(t)
-	asPort := testpeers.FreeTCPPort(t)
-	for i := 0; asPort == hsPort && i < 10; i++ {
-		asPort = testpeers.FreeTCPPort(t)
-	}
+	hsPort, asPort := freeHSAndASPorts(t)
 	sipPort := testpeers.FreeUDPPort(t)
 	trunk := func(name, number string, port int) string {
 		return fmt.Sprintf(`
@@ -84,19 +80,9 @@ logging:
   level: debug
   format: console
 `, hsPort, asPort, sipPort, trunk("g722", numG722, ce.g722.SIPPort), trunk("opus", numOpus, ce.opus.SIPPort))
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pre, err := configs.Decode([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	regPath := filepath.Join(dir, "registration.yaml")
-	if err := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort)).Save(regPath); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
+	var err error
 	if e.cfg, err = configs.Load(cfgPath); err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -24,11 +23,7 @@ func startSilentEnv(t *testing.T) (*e2e, *testpeers.Sipp) {
 	dir := t.TempDir()
 	e := &e2e{t: t}
 	sipp := testpeers.StartSippUAS(t, "uas", testpeers.SippOptions{Timeout: 90 * time.Second})
-	hsPort := testpeers.FreeTCPPort(t)
-	asPort := testpeers.FreeTCPPort(t)
-	for i := 0; asPort == hsPort && i < 10; i++ {
-		asPort = testpeers.FreeTCPPort(t)
-	}
+	hsPort, asPort := freeHSAndASPorts(t)
 	cfgText := fmt.Sprintf(`
 homeserver:
   url: http://127.0.0.1:%d
@@ -63,19 +58,9 @@ logging:
   level: debug
   format: console
 `, hsPort, asPort, testpeers.FreeUDPPort(t), sipp.Port)
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pre, err := configs.Decode([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	regPath := filepath.Join(dir, "registration.yaml")
-	if err := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort)).Save(regPath); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
+	var err error
 	if e.cfg, err = configs.Load(cfgPath); err != nil {
 		t.Fatalf("config: %v", err)
 	}

@@ -69,11 +69,7 @@ func startEnv(t *testing.T, asProcess bool) *e2e {
 	e.ringing = testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: phoneUser(numRinging), Answer: testpeers.AnswerManual})
 	deadPort := testpeers.FreeUDPPort(t)
 
-	hsPort := testpeers.FreeTCPPort(t)
-	asPort := testpeers.FreeTCPPort(t)
-	for i := 0; asPort == hsPort && i < 10; i++ { // two picks may return the same free port
-		asPort = testpeers.FreeTCPPort(t)
-	}
+	hsPort, asPort := freeHSAndASPorts(t)
 	sipPort := testpeers.FreeUDPPort(t)
 	trunk := func(name, number string, port int) string {
 		return fmt.Sprintf(`
@@ -125,21 +121,9 @@ logging:
 `, hsPort, asPort, sipPort,
 		trunk("answer", numAnswer, e.answer.SIPPort), trunk("busy", numBusy, e.busy.SIPPort),
 		trunk("ringing", numRinging, e.ringing.SIPPort), trunk("dead", numDead, deadPort))
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// The registration is made from the configuration, as `gateway init` does.
-	pre, err := configs.Decode([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	reg := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort))
-	regPath := filepath.Join(dir, "registration.yaml")
-	if err := reg.Save(regPath); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
+	var err error
 	e.cfg, err = configs.Load(cfgPath)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -154,6 +138,36 @@ logging:
 	e.bob = e.login("bob")
 	e.carolID, e.carolTk = e.hs.RegisterUser(t, "carol", "carol-password")
 	return e
+}
+
+// freeHSAndASPorts picks two distinct free TCP ports for the homeserver and
+// the appservice (two picks may return the same free port).
+func freeHSAndASPorts(t *testing.T) (hs, as int) {
+	hs, as = testpeers.FreeTCPPort(t), testpeers.FreeTCPPort(t)
+	for i := 0; as == hs && i < 10; i++ {
+		as = testpeers.FreeTCPPort(t)
+	}
+	return hs, as
+}
+
+// writeEnvConfig writes cfgText as dir/gateway.yaml and the appservice
+// registration made from it, as `gateway init` does, for a gateway listening
+// on asPort; it returns both paths.
+func writeEnvConfig(t *testing.T, dir, cfgText string, asPort int) (cfgPath, regPath string) {
+	t.Helper()
+	cfgPath = filepath.Join(dir, "gateway.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pre, err := configs.Decode([]byte(cfgText), dir)
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	regPath = filepath.Join(dir, "registration.yaml")
+	if err := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort)).Save(regPath); err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, regPath
 }
 
 func (e *e2e) startInProcess() {

@@ -61,7 +61,8 @@ func startModemEnv(t *testing.T, probeInterval string) *modemEnv {
 	mm.AddModem(t, "fake1", "simtech", port)
 
 	phone := testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: []string{ipNumber[1:], gsmNumber[1:]}, ToneSeconds: 60})
-	hsPort, asPort, sipPort := testpeers.FreeTCPPort(t), testpeers.FreeTCPPort(t), testpeers.FreeUDPPort(t)
+	hsPort, asPort := freeHSAndASPorts(t)
+	sipPort := testpeers.FreeUDPPort(t)
 	cfgText := fmt.Sprintf(`
 homeserver:
   url: http://127.0.0.1:%d
@@ -99,18 +100,7 @@ modem:
   dialler:
     bus: %s
 `, hsPort, asPort, sipPort, phone.SIPPort, mmBus.Address, probeInterval, session.Address)
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pre, err := configs.Decode([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	regPath := filepath.Join(dir, "registration.yaml")
-	if err := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort)).Save(regPath); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	if _, err := configs.Load(cfgPath); err != nil {
 		t.Fatalf("config with a modem section: %v", err)
 	}

@@ -31,7 +31,7 @@ func TestE2ERelayOnlyBrowserCallThroughEmbeddedTURN(t *testing.T) {
 	phone := testpeers.StartBaresip(t, testpeers.BaresipOptions{
 		Users: []string{strings.TrimPrefix(numAnswer, "+")}, ToneHz: phoneToneHz, ToneSeconds: 30,
 	})
-	hsPort, asPort := testpeers.FreeTCPPort(t), testpeers.FreeTCPPort(t)
+	hsPort, asPort := freeHSAndASPorts(t)
 	sipPort, turnPort := testpeers.FreeUDPPort(t), testpeers.FreeUDPPort(t)
 	secret := randomToken(24)
 	cfgText := fmt.Sprintf(`
@@ -73,18 +73,7 @@ turn:
   # Loopback peers only because everything of this test is on loopback.
   allowed_peers: ["127.0.0.0/8"]
 `, hsPort, asPort, sipPort, phone.SIPPort, secret, turnPort)
-	cfgPath := filepath.Join(dir, "gateway.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pre, err := configs.Decode([]byte(cfgText), dir)
-	if err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-	regPath := filepath.Join(dir, "registration.yaml")
-	if err := pre.NewRegistration(fmt.Sprintf("http://127.0.0.1:%d", asPort)).Save(regPath); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	turnURI := fmt.Sprintf("turn:127.0.0.1:%d?transport=udp", turnPort)
 	hs := testpeers.StartDendrite(t, testpeers.DendriteOptions{
 		Port: hsPort, Registrations: []string{regPath},
