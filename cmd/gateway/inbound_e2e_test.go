@@ -28,6 +28,21 @@ const (
 	callerUser = "15557770001" // the calling phone's SIP user: +1 555 777 0001
 )
 
+// phoneCallsAlice has a new baresip phone dial alice's number and waits
+// until alice's client rings.
+func (e *e2e) phoneCallsAlice(t *testing.T) (*testpeers.Baresip, *matrixclient.Incoming) {
+	t.Helper()
+	phone := callerPhone(t)
+	if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatalf("alice's client never rang: %v", err)
+	}
+	return phone, inc
+}
+
 // gatewaySIP returns the gateway's SIP address in the environment.
 func (e *e2e) gatewaySIP() string { return e.cfg.SIP.Listen }
 
@@ -49,14 +64,7 @@ func TestE2EInbound(t *testing.T) {
 	wantGhost := e.cfg.GhostUserID("+" + callerUser)
 
 	t.Run("phone calls a Matrix user, talk both ways, callee hangs up", func(t *testing.T) {
-		phone := callerPhone(t)
-		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
-			t.Fatal(err)
-		}
-		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
-		if err != nil {
-			t.Fatalf("alice's client never rang: %v", err)
-		}
+		phone, inc := e.phoneCallsAlice(t)
 		if inc.Sender != wantGhost {
 			t.Errorf("the call comes from %s, want the caller's ghost %s", inc.Sender, wantGhost)
 		}
@@ -133,14 +141,7 @@ func TestE2EInbound(t *testing.T) {
 	})
 
 	t.Run("caller cancels while the Matrix user's clients ring", func(t *testing.T) {
-		phone := callerPhone(t)
-		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
-			t.Fatal(err)
-		}
-		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		phone, inc := e.phoneCallsAlice(t)
 		if err := phone.Hangup(ctxT(t, 5*time.Second)); err != nil {
 			t.Fatal(err)
 		}
@@ -155,14 +156,7 @@ func TestE2EInbound(t *testing.T) {
 	})
 
 	t.Run("no answer within the ring timeout", func(t *testing.T) {
-		phone := callerPhone(t)
-		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
-			t.Fatal(err)
-		}
-		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		phone, inc := e.phoneCallsAlice(t)
 		ev, err := phone.WaitEvent(ctxT(t, 30*time.Second), "CALL_CLOSED")
 		if err != nil {
 			t.Fatalf("the phone rang forever: %v", err)
@@ -266,14 +260,7 @@ func TestE2EInbound(t *testing.T) {
 			userWins     bool
 		}{{"user's call wins", "0-glare", true}, {"gateway's call wins", "zz-glare", false}} {
 			t.Run(tc.name, func(t *testing.T) {
-				phone := callerPhone(t)
-				if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
-					t.Fatal(err)
-				}
-				inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
-				if err != nil {
-					t.Fatal(err)
-				}
+				phone, inc := e.phoneCallsAlice(t)
 				// At the same time alice calls the caller's ghost in the same room.
 				mine, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), inc.Room, matrixclient.CallOptions{
 					Invitee: inc.Sender, CallID: tc.callID, PartyID: "alice-glare", ToneHz: userToneHz})
@@ -334,14 +321,7 @@ func TestE2EInbound(t *testing.T) {
 	})
 
 	t.Run("an INVITE flood is refused without disturbing a call in progress", func(t *testing.T) {
-		phone := callerPhone(t)
-		if err := phone.Dial(ctxT(t, 5*time.Second), e.dialURI(didAlice)); err != nil {
-			t.Fatal(err)
-		}
-		inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+		phone, inc := e.phoneCallsAlice(t)
 		call, err := inc.Answer(ctxT(t, 10*time.Second), "alice-dev1", userToneHz)
 		if err != nil {
 			t.Fatal(err)
