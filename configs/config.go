@@ -24,6 +24,7 @@ type Config struct {
 	TURN          TURNConfig          `yaml:"turn"`
 	Database      DatabaseConfig      `yaml:"database"`
 	Modem         ModemConfig         `yaml:"modem"`
+	Conferences   ConferencesConfig   `yaml:"conferences"`
 
 	// lines maps a key path ("sip.trunks[0].port") to its line in the file.
 	lines map[string]int
@@ -245,10 +246,11 @@ func Defaults() *Config {
 		WebRTC: WebRTCConfig{
 			ICEGatherTimeout: 2 * time.Second,
 		},
-		Logging:  LoggingConfig{Level: "info", Format: "console"},
-		TURN:     TURNDefaults(),
-		Database: DatabaseConfig{Type: "sqlite", URI: "gateway.db"},
-		Modem:    ModemDefaults(),
+		Logging:     LoggingConfig{Level: "info", Format: "console"},
+		TURN:        TURNDefaults(),
+		Database:    DatabaseConfig{Type: "sqlite", URI: "gateway.db"},
+		Modem:       ModemDefaults(),
+		Conferences: ConferencesDefaults(),
 	}
 }
 

@@ -71,6 +71,7 @@ func (c *Config) validate() []Problem {
 	c.validateTURN(v)
 	c.validateDatabase(v)
 	c.validateModem(v)
+	c.validateConferences(v)
 	v.oneOf("logging.level", c.Logging.Level, "debug", "info", "warn", "error")
 	v.oneOf("logging.format", c.Logging.Format, "console", "json")
 	if c.Metrics.Listen != "" {

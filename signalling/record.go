@@ -7,8 +7,9 @@ type Direction string
 
 // Call directions.
 const (
-	DirectionToPhone  Direction = "to_phone"  // a Matrix user calls a phone number
-	DirectionToMatrix Direction = "to_matrix" // a phone calls a Matrix user
+	DirectionToPhone    Direction = "to_phone"   // a Matrix user calls a phone number
+	DirectionToMatrix   Direction = "to_matrix"  // a phone calls a Matrix user
+	DirectionConference Direction = "conference" // a participant of a conference call (dial-in, dial-out, Matrix)
 )
 
 // CallRecord is what the gateway records about one call (a CDR). The call

@@ -23,6 +23,9 @@ type InboundCall struct {
 	Trunk   string           // the trunk it came from
 	From    signalling.Party // the caller: Number is E.164 or "" (anonymous)
 	Dialled string           // the Request-URI user part, as received
+	// Header returns the value of a header of the INVITE ("" when absent),
+	// e.g. a conference room named by a trusted trunk.
+	Header func(name string) string
 }
 
 // InboundConfig configures how the UA takes calls from trunks.
@@ -151,7 +154,13 @@ func (u *UA) onInvite(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
 		ua: u, dlg: dlg, tx: tx, trunk: trunk.Name, remote: remote, media: in.cfg.Media,
 		log: log, sipCallID: callIDOf(req), done: make(chan struct{}), final: make(chan struct{}),
 	}
-	call := InboundCall{Trunk: trunk.Name, From: callerParty(req, in.cfg.DefaultCC), Dialled: req.Recipient.User}
+	call := InboundCall{Trunk: trunk.Name, From: callerParty(req, in.cfg.DefaultCC), Dialled: req.Recipient.User,
+		Header: func(name string) string {
+			if h := req.GetHeader(name); h != nil {
+				return h.Value()
+			}
+			return ""
+		}}
 	if err := in.cfg.Accept(l, call); err != nil {
 		cause := signalling.CauseOf(err)
 		status := cause.SIPStatus()

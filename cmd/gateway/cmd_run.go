@@ -26,6 +26,7 @@ import (
 	"github.com/matrix-gateway/gateway/configs"
 	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
+	"github.com/matrix-gateway/gateway/signalling/conference"
 	"github.com/matrix-gateway/gateway/signalling/matrix"
 	"github.com/matrix-gateway/gateway/signalling/store"
 	"github.com/matrix-gateway/gateway/sip"
@@ -115,8 +116,9 @@ type gateway struct {
 	turn      *embeddedTURN
 	modem     *modemBackend // nil unless modem.enabled
 	regs      []*sip.Registration
-	health    *healthMetrics // per-call media health at call end
-	hsToken   string         // the homeserver's token, for tests that speak as the homeserver
+	health    *healthMetrics       // per-call media health at call end
+	confs     *conference.Registry // nil unless conferences.enabled
+	hsToken   string               // the homeserver's token, for tests that speak as the homeserver
 	closeOnce sync.Once
 }
 
@@ -263,7 +265,14 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		g.close()
 		return nil, err
 	}
-	if err := g.ua.HandleInbound(inboundConfig(cfg, rtpFactory, g.manager, g.connector)); err != nil {
+	if cfg.Conferences.Enabled {
+		if g.confs, err = newConferences(cfg, log, g.manager, g.store, g.connector); err != nil {
+			g.close()
+			return nil, err
+		}
+		g.connector.SetConferences(g.confs, cfg.Conferences.CommandPowerLevel, cfg.Phone.DefaultCountryCode)
+	}
+	if err := g.ua.HandleInbound(inboundConfig(cfg, rtpFactory, g.manager, g.connector, g.confs)); err != nil {
 		g.close()
 		return nil, err
 	}
@@ -315,6 +324,9 @@ func (g *gateway) doClose() {
 	g.modem.close()
 	if g.connector != nil {
 		g.connector.Close()
+	}
+	if g.confs != nil {
+		g.confs.Close()
 	}
 	if g.ua != nil {
 		_ = g.ua.Close()

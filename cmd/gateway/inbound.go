@@ -8,13 +8,14 @@ import (
 
 	"github.com/matrix-gateway/gateway/configs"
 	"github.com/matrix-gateway/gateway/signalling"
+	"github.com/matrix-gateway/gateway/signalling/conference"
 	"github.com/matrix-gateway/gateway/signalling/matrix"
 	"github.com/matrix-gateway/gateway/sip"
 )
 
 // inboundConfig wires calls from trunks to the Matrix users the
 // configuration routes their dialled numbers to.
-func inboundConfig(cfg *configs.Config, mf sip.MediaFactory, mgr *signalling.Manager, conn *matrix.Connector) sip.InboundConfig {
+func inboundConfig(cfg *configs.Config, mf sip.MediaFactory, mgr *signalling.Manager, conn *matrix.Connector, confs *conference.Registry) sip.InboundConfig {
 	var trunks []sip.InboundTrunk
 	for i := range cfg.SIP.Trunks {
 		t := &cfg.SIP.Trunks[i]
@@ -37,6 +38,11 @@ func inboundConfig(cfg *configs.Config, mf sip.MediaFactory, mgr *signalling.Man
 			dialled, err := signalling.Normalize(call.Dialled, cc)
 			if err != nil {
 				return signalling.NewCauseError(signalling.CauseNotFound, "dialled number "+call.Dialled, err)
+			}
+			if confs != nil {
+				if handled, err := acceptConference(cfg, mgr, confs, l, call, dialled); handled {
+					return err
+				}
 			}
 			user := cfg.InboundUserFor(dialled)
 			if user == "" {
@@ -96,4 +102,35 @@ func startRegistrations(cfg *configs.Config, ua *sip.UA, reg prometheus.Register
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// acceptConference takes calls for conferences: a trusted trunk naming the
+// room in the room header joins it directly; a call to a dial-in number
+// gets the PIN prompt. handled is false for every other call.
+func acceptConference(cfg *configs.Config, mgr *signalling.Manager, confs *conference.Registry, l *sip.InLeg, call sip.InboundCall, dialled string) (handled bool, err error) {
+	var dialer signalling.Dialer
+	cc := &cfg.Conferences
+	if room := call.Header(cc.RoomHeader); room != "" && cc.TrustsRoomHeader(call.Trunk) {
+		d, err := confs.JoinDialer(room, "sip", "header")
+		if err != nil {
+			return true, signalling.NewCauseError(signalling.CauseNotFound, "room "+room+" named in "+cc.RoomHeader, err)
+		}
+		dialer = d
+	} else if confs.IsDialIn(dialled) {
+		dialer = confs.IVRDialer()
+	} else {
+		return false, nil
+	}
+	_, err = mgr.Originate(context.Background(), signalling.OriginateRequest{
+		From:      call.From,
+		To:        signalling.Party{Number: dialled, DisplayName: "conference"},
+		Direction: signalling.DirectionConference,
+		Inbound:   true,
+		Dialer:    dialer,
+		NewInbound: func(c *signalling.Call) (signalling.Leg, error) {
+			l.Bind(c)
+			return l, nil
+		},
+	})
+	return true, err
 }

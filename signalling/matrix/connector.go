@@ -16,6 +16,7 @@ import (
 
 	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
+	"github.com/matrix-gateway/gateway/signalling/conference"
 )
 
 // AudioEndpoint is the media endpoint of a Matrix call: Opus over the
@@ -63,6 +64,10 @@ type Connector struct {
 	partyID PartyID
 
 	rooms RoomStore
+
+	confs     *conference.Registry // nil: no conferences
+	confLevel int
+	confCC    string
 
 	mu       sync.Mutex
 	sessions map[sessionKey]callHandler
@@ -191,6 +196,10 @@ func (c *Connector) handleEvent(evt *event.Event) {
 	switch {
 	case evt.Type == event.StateMember:
 		c.handleMember(evt)
+	case evt.Type == event.EventMessage:
+		c.handleMessage(evt)
+	case evt.Type == event.StateTombstone:
+		go c.roomGone(evt.RoomID, "the room was replaced")
 	case IsCallEvent(evt.Type.Type):
 		if c.isOurs(evt.Sender) {
 			return // our own echo
@@ -218,6 +227,9 @@ func (c *Connector) handleMember(evt *event.Event) {
 	case c.isOurs(target) && (content.Membership == event.MembershipLeave || content.Membership == event.MembershipBan):
 		c.setGhost(evt.RoomID, target, false)
 		c.endRoomCalls(evt.RoomID, "", "the phone user left the room")
+		if target == c.as.BotMXID() {
+			go c.roomGone(evt.RoomID, "the gateway is no longer in the room")
+		}
 	case content.Membership == event.MembershipJoin:
 		c.notifyJoin(evt.RoomID, target)
 	case content.Membership == event.MembershipLeave || content.Membership == event.MembershipBan:

@@ -178,6 +178,9 @@ func (s *session) onInvite(evt *event.Event, inv *Invite) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	s.callerParty = inv.PartyID
+	if s.c.isConferenceCall(ctx, s.key.room, inv) {
+		return s.joinConference(ctx, evt, inv)
+	}
 	// Which ghost is called?
 	var ghost id.UserID
 	if inv.Invitee != "" {

@@ -51,8 +51,10 @@ func TestMigrateV1ToMediaHealth(t *testing.T) {
 		}
 	}
 	// ... and what later steps added.
-	_, err = s.db.ExecContext(ctx, `DROP TABLE room_ghosts`)
-	must(t, err)
+	for _, table := range []string{"room_ghosts", "conferences"} {
+		_, err = s.db.ExecContext(ctx, `DROP TABLE `+table)
+		must(t, err)
+	}
 	_, err = s.db.ExecContext(ctx, `UPDATE schema_version SET version = 1`)
 	must(t, err)
 	_, err = s.db.ExecContext(ctx, `INSERT INTO call_records (id, direction, started_ms, state, last_seen_ms) VALUES ('old', 'to_phone', 1, 'ended', 1)`)
