@@ -266,7 +266,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		return nil, err
 	}
 	if cfg.Conferences.Enabled {
-		if g.confs, err = newConferences(cfg, log, g.manager, g.store, g.connector); err != nil {
+		if g.confs, err = newConferences(cfg, log, g.manager, g.store, g.connector, g.registry); err != nil {
 			g.close()
 			return nil, err
 		}

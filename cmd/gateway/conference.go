@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/matrix-gateway/gateway/configs"
@@ -16,7 +17,7 @@ import (
 
 // newConferences makes the conference registry and adds the conferences
 // the configuration lists.
-func newConferences(cfg *configs.Config, log zerolog.Logger, mgr *signalling.Manager, st *store.Store, conn *matrix.Connector) (*conference.Registry, error) {
+func newConferences(cfg *configs.Config, log zerolog.Logger, mgr *signalling.Manager, st *store.Store, conn *matrix.Connector, metrics prometheus.Registerer) (*conference.Registry, error) {
 	cc := cfg.Conferences
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -25,6 +26,7 @@ func newConferences(cfg *configs.Config, log zerolog.Logger, mgr *signalling.Man
 		DialIn: cc.DialIn, Rate: cc.MixRate, MaxParticipants: cc.MaxParticipants, MaxSpeakers: cc.MaxSpeakers,
 		PINDigits: cc.PINDigits, PINAttempts: cc.PINAttempts, PINTimeout: cc.PINTimeout,
 		PINFailures: cc.PINFailures, PINFailureWindow: cc.PINFailureWindow, DialOutTimeout: cc.DialOutTimeout,
+		Metrics: metrics,
 	})
 	if err != nil {
 		return nil, err

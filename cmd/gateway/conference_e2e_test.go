@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -28,6 +32,7 @@ const (
 	confPhone1  = "15551110001"
 	confPhone2  = "15551110002"
 	confIntrude = "15551110009" // a caller who does not know the PIN
+	confPhone4  = "15551110004" // a phone whose network dies
 	hzAlice     = 500.0
 	hzBob       = 700.0
 	hzCarol     = 440.0 // the browser harness's default microphone tone
@@ -131,15 +136,22 @@ sip:
       number_format: e164_no_plus
       numbers: ["+1555444*"]
       setup_timeout: 3s
+    - name: other
+      host: 127.0.0.2
+      port: 5060
+      transport: udp
+      numbers: ["+1999*"]
 media:
   rtp_listen_ip: 127.0.0.1
   rtp_port_min: 41000
   rtp_port_max: 41999
+  dead_media_timeout: 5s
 webrtc:
   include_loopback_candidates: true
 conferences:
   dial_in: ["%s"]
   pin_attempts: 2
+  room_header_trunks: ["phones"]
 logging:
   level: debug
   format: console
@@ -344,6 +356,53 @@ func TestE2EConference(t *testing.T) {
 		eventuallyHears(t, "bob (back)", bobCall, hzBob)
 	})
 
+	t.Run("a phone whose media dies is removed and the others carry on", func(t *testing.T) {
+		phone4 := testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: []string{confPhone4}, ToneHz: 2600, ToneSeconds: 120, Answer: testpeers.AnswerManual})
+		dialIn(t, e, phone4, stored.PIN+"#")
+		waitParticipants(7)
+		if err := phone4.Freeze(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = phone4.Thaw() }()
+		if _, err := e.alice.WaitEvent(ctxT(t, 20*time.Second), func(ev *event.Event) bool {
+			return ev.RoomID == room && ev.Sender == bot && strings.Contains(rawField(ev, "body"), "+"+confPhone4+" left the conference call: the audio connection failed")
+		}); err != nil {
+			t.Fatalf("no notice that the dead phone was removed: %v", err)
+		}
+		waitParticipants(6)
+		eventuallyHears(t, "alice (after the dead phone)", aliceCall, hzAlice)
+	})
+
+	t.Run("a trusted trunk names the room in a header", func(t *testing.T) {
+		done := make(chan error, 1)
+		go func() {
+			out, err := runSippHeaderJoin(t, "127.0.0.1", e.gatewaySIP(), "15550009999", string(room), 200)
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out)
+			}
+			done <- err
+		}()
+		found := false
+		for i := 0; i < 50 && !found; i++ {
+			for _, p := range e.gw.confs.Participants(string(room)) {
+				found = found || p.Via == "header"
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !found {
+			t.Error("the caller naming the room in X-Matrix-Room was not seated")
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("sipp: %v", err)
+		}
+		waitParticipants(6)
+		// The same header from a trunk that is not trusted with it is ignored: the
+		// number is no dial-in and routes nowhere.
+		if out, err := runSippHeaderJoin(t, "127.0.0.2", e.gatewaySIP(), "15550009999", string(room), 404); err != nil {
+			t.Fatalf("untrusted header: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("a caller without the PIN is hung up", func(t *testing.T) {
 		intruder := testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: []string{confIntrude}, ToneHz: 3000, ToneSeconds: 60, Answer: testpeers.AnswerManual})
 		dialIn(t, e, intruder, "123456#", "654321#")
@@ -413,4 +472,106 @@ func TestE2EConference(t *testing.T) {
 		}
 		waitNoCalls(t, e)
 	})
+
+	t.Run("removing the bot from the room ends the conference", func(t *testing.T) {
+		call, err := e.alice.PlaceCall(ctxT(t, 20*time.Second), room, matrixclient.CallOptions{Invitee: bot, ToneHz: hzAlice, CallID: "alice2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitClosed(t, call.Answered(), 20*time.Second, "alice's second m.call.answer")
+		waitParticipants(1)
+		if _, err := e.alice.Cli.KickUser(ctxT(t, 10*time.Second), room, &mautrix.ReqKickUser{UserID: bot, Reason: "room closed"}); err != nil {
+			t.Fatal(err)
+		}
+		// The bot can no longer send in the room; for the client the bot's leave is
+		// the hangup (spec: a party leaving the room ends the call). The gateway
+		// ends its side and forgets the room's conference.
+		waitNoCalls(t, e)
+		if _, ok := e.gw.confs.Lookup(string(room)); ok {
+			t.Error("the room still has a conference after the bot was removed")
+		}
+		if st, _ := e.gw.store.Conferences(ctxT(t, 5*time.Second)); len(st) != 0 {
+			t.Errorf("the database still has conferences: %v", st)
+		}
+		_ = call.Hangup(ctxT(t, 5*time.Second), "user_hangup")
+	})
+}
+
+// runSippHeaderJoin calls number at target from srcIP with the room in
+// X-Matrix-Room and expects status; on 200 it stays 3 s, then sends BYE.
+func runSippHeaderJoin(t *testing.T, srcIP, target, number, room string, status int) (string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	invite := `
+  <send retrans="500">
+    <![CDATA[
+INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: sip:sipp@[local_ip]:[local_port]
+X-Matrix-Room: ` + room + `
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="` + fmt.Sprint(status) + `"/>
+  <send>
+    <![CDATA[
+ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Content-Length: 0
+
+    ]]>
+  </send>`
+	bye := `
+  <pause milliseconds="3000"/>
+  <send retrans="500">
+    <![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>`
+	if status != 200 {
+		bye = ""
+	}
+	scenario := `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="header join">` + invite + bye + `
+</scenario>
+`
+	path := filepath.Join(dir, "uac.xml")
+	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", srcIP, "-p", fmt.Sprint(testpeers.FreeUDPPort(t)),
+		"-s", number, "-m", "1", "-timeout", "20s", "-nostdin", target)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,3 +257,10 @@ func (b *Baresip) LastRecording() (samples []int16, rate int, err error) {
 
 // Stop stops baresip (SIGTERM, then kill). Cleanup calls it too; it is idempotent.
 func (b *Baresip) Stop() { b.proc.stop(3 * time.Second) }
+
+// Freeze stops the baresip process (SIGSTOP): it sends no more RTP or SIP, as a phone whose network
+// died would. Thaw resumes it.
+func (b *Baresip) Freeze() error { return b.proc.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Thaw resumes a frozen baresip (SIGCONT).
+func (b *Baresip) Thaw() error { return b.proc.cmd.Process.Signal(syscall.SIGCONT) }

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/matrix-gateway/gateway/media"
@@ -103,6 +104,8 @@ type Config struct {
 	PINFailureWindow time.Duration
 	// DialOutTimeout bounds how long a dialled-out number may ring (default 60 s).
 	DialOutTimeout time.Duration
+	// Metrics registers the conference metrics (nil: not registered).
+	Metrics prometheus.Registerer
 }
 
 func (c *Config) setDefaults() {
@@ -148,6 +151,7 @@ type Registry struct {
 	lobby *media.Mixer // isolated mixer where dial-in callers hear the PIN prompt
 	fails *failures
 	notes chan note
+	m     *metrics
 
 	mu     sync.Mutex
 	rooms  map[string]*Stored // by room
@@ -188,6 +192,7 @@ func NewRegistry(ctx context.Context, cfg Config) (*Registry, error) {
 		log:   cfg.Log.With().Str("component", "conference").Logger(),
 		lobby: lobby,
 		fails: newFailures(cfg.PINFailures, cfg.PINFailureWindow),
+		m:     newMetrics(cfg.Metrics),
 		notes: make(chan note, 256),
 		rooms: make(map[string]*Stored),
 		byPIN: make(map[string]string),
@@ -378,6 +383,7 @@ func (r *Registry) liveConf(room string) (*conf, error) {
 	}
 	c := &conf{reg: r, room: room, mixer: mx, seats: make(map[string]*Port), started: time.Now()}
 	r.live[room] = c
+	r.m.active.Inc()
 	r.log.Info().Str("room_id", room).Msg("conference call started")
 	return c, nil
 }
@@ -387,8 +393,13 @@ func (r *Registry) ended(c *conf) {
 	r.mu.Lock()
 	if r.live[c.room] == c {
 		delete(r.live, c.room)
+		r.m.active.Dec()
 	}
 	r.mu.Unlock()
+	if late := c.mixer.Stats().Late; late > 0 {
+		r.m.lateTicks.Add(float64(late))
+		r.log.Warn().Str("room_id", c.room).Uint64("late_ticks", late).Msg("the conference's mixer fell behind its clock")
+	}
 }
 
 // Participants lists who is on room's conference call, in joining order.
@@ -552,6 +563,8 @@ func (c *conf) join(p *Port) error {
 		c.mu.Unlock()
 		return err
 	}
+	c.reg.m.participants.Inc()
+	c.reg.m.joins.WithLabelValues(p.via).Inc()
 	if n > 1 {
 		c.mixer.PlayAll(joinTone(c.mixer.Rate()))
 	}
@@ -576,6 +589,7 @@ func (c *conf) leave(p *Port, why string) {
 	}
 	c.mu.Unlock()
 	c.mixer.Remove(p.mixPort)
+	c.reg.m.participants.Dec()
 	c.reg.log.Info().Str("room_id", c.room).Str("participant", p.name).Str("why", why).Int("participants", n).Msg("left the conference")
 	text := fmt.Sprintf("%s left the conference call (%d on the call).", p.name, n)
 	if why != "" {

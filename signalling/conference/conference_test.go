@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/rs/zerolog"
 
 	"github.com/matrix-gateway/gateway/media"
@@ -428,6 +430,9 @@ func TestDialInPIN(t *testing.T) {
 	}
 	p3.press("4321")
 	waitFor(t, "the other caller seated", func() bool { return len(e.reg.Participants(room)) == 3 })
+	if f, l, n := value(e.reg.m.pinFailures), value(e.reg.m.pinLockouts), value(e.reg.m.participants); f != 4 || l != 1 || n != 3 {
+		t.Errorf("metrics: pin failures %v (want 4), lockouts %v (want 1), participants %v (want 3)", f, l, n)
+	}
 }
 
 func TestPINTimeout(t *testing.T) {
@@ -523,4 +528,16 @@ func TestCommandParsing(t *testing.T) {
 			t.Errorf("IsCommand(%q) = %v", body, got)
 		}
 	}
+}
+
+// value reads a counter or gauge.
+func value(m prometheus.Metric) float64 {
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		return math.NaN()
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return d.Gauge.GetValue()
 }

@@ -32,6 +32,7 @@ func (d ivrDialer) Dial(ctx context.Context, req signalling.DialRequest, post si
 	r := d.reg
 	key := failureKey(req.From)
 	if r.fails.locked(key, time.Now()) {
+		r.m.pinLockouts.Inc()
 		r.log.Warn().Str("caller", key).Msg("dial-in refused: too many wrong PINs from this caller")
 		return nil, signalling.NewCauseError(signalling.CauseForbidden, "too many wrong PINs from "+key, nil)
 	}
@@ -126,6 +127,7 @@ func (iv *ivr) run() {
 			attempts++
 			now := time.Now()
 			r.fails.add(iv.key, now)
+			r.m.pinFailures.Inc()
 			r.log.Info().Str("caller", iv.key).Int("attempt", attempts).Msg("wrong conference PIN")
 			if attempts >= r.cfg.PINAttempts || r.fails.locked(iv.key, now) {
 				p.mixPort.Play(wrongTone(rate))

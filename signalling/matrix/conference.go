@@ -38,8 +38,19 @@ func (c *Connector) ConferenceAnnouncer() conference.Announcer { return confAnno
 
 type confAnnouncer struct{ c *Connector }
 
+// botGone reports whether the bot was removed from room: nothing may be
+// sent there (the intent would try to rejoin).
+func (c *Connector) botGone(room id.RoomID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.botLeft[room]
+}
+
 // Notice implements conference.Announcer.
 func (a confAnnouncer) Notice(ctx context.Context, room, text string) {
+	if a.c.botGone(id.RoomID(room)) {
+		return
+	}
 	if _, err := a.c.as.BotIntent().SendNotice(ctx, id.RoomID(room), text); err != nil {
 		a.c.log.Warn().Err(err).Str("room_id", room).Msg("conference notice failed")
 	}
@@ -47,6 +58,9 @@ func (a confAnnouncer) Notice(ctx context.Context, room, text string) {
 
 // Roster implements conference.Announcer.
 func (a confAnnouncer) Roster(ctx context.Context, room string, r conference.Roster) {
+	if a.c.botGone(id.RoomID(room)) {
+		return
+	}
 	if _, err := a.c.as.BotIntent().SendStateEvent(ctx, id.RoomID(room), conferenceState, "", r); err != nil {
 		a.c.log.Warn().Err(err).Str("room_id", room).Msg("publishing the conference roster failed")
 	}

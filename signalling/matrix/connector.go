@@ -74,6 +74,7 @@ type Connector struct {
 	ghosts   map[id.RoomID]map[id.UserID]bool // ghosts joined per room
 	joins    map[joinKey][]chan struct{}      // waiting for a user to join a room
 	names    map[id.UserID]string             // display names set on ghosts since start
+	botLeft  map[id.RoomID]bool               // rooms the bot was removed from: never send there
 	seen     *eventIDSet
 
 	stop chan struct{}
@@ -132,6 +133,7 @@ func New(cfg Config) (*Connector, error) {
 		sessions: make(map[sessionKey]callHandler),
 		joins:    make(map[joinKey][]chan struct{}),
 		ghosts:   make(map[id.RoomID]map[id.UserID]bool),
+		botLeft:  make(map[id.RoomID]bool),
 		seen:     newEventIDSet(1024),
 		stop:     make(chan struct{}),
 	}, nil
@@ -224,10 +226,20 @@ func (c *Connector) handleMember(evt *event.Event) {
 		go c.acceptInvite(evt.RoomID, target, evt.Sender)
 	case c.isOurs(target) && content.Membership == event.MembershipJoin:
 		c.setGhost(evt.RoomID, target, true)
+		if target == c.as.BotMXID() {
+			c.mu.Lock()
+			delete(c.botLeft, evt.RoomID)
+			c.mu.Unlock()
+		}
 	case c.isOurs(target) && (content.Membership == event.MembershipLeave || content.Membership == event.MembershipBan):
 		c.setGhost(evt.RoomID, target, false)
 		c.endRoomCalls(evt.RoomID, "", "the phone user left the room")
 		if target == c.as.BotMXID() {
+			c.mu.Lock()
+			if len(c.botLeft) < 100000 {
+				c.botLeft[evt.RoomID] = true
+			}
+			c.mu.Unlock()
 			go c.roomGone(evt.RoomID, "the gateway is no longer in the room")
 		}
 	case content.Membership == event.MembershipJoin:

@@ -105,6 +105,12 @@ func (s *session) run() {
 		select {
 		case in := <-s.queue:
 			if in.leave != "" {
+				// Someone left the room: nothing more is sent into it (the
+				// ghost or bot may not be in it any more, and sending would
+				// make the intent try to rejoin).
+				s.mu.Lock()
+				s.ended = true
+				s.mu.Unlock()
 				s.remoteHangup(signalling.CauseFromMatrix("", s.isAnswered()), in.leave)
 				continue
 			}
