@@ -215,6 +215,10 @@ func ntpTime(t time.Time) uint64 {
 // LSR and of the round-trip computation (1/65536 s).
 func ntpMiddle(ntp uint64) uint32 { return uint32(ntp >> 16) }
 
+// dlsrSlack is how far below zero (in 1/65536 s) a computed round trip may
+// fall and still count as "shorter than we can measure": 2 ms.
+const dlsrSlack = 2 << 16 / 1000
+
 // rttFromReport computes the round trip from a report block received at
 // arrival (middle NTP bits): arrival - LSR - DLSR (RFC 3550 section 6.4.1).
 // ok is false when the block carries no LSR or the result is implausible.
@@ -223,7 +227,16 @@ func rttFromReport(arrival uint32, b *rtcpBlock) (time.Duration, bool) {
 		return 0, false
 	}
 	units := arrival - b.lsr - b.dlsr
-	if int32(units) < 0 || units > 60<<16 {
+	switch d := int32(units); {
+	case d < -dlsrSlack:
+		return 0, false
+	case d <= 0:
+		// A round trip shorter than the peer's DLSR resolution: many stacks
+		// (libre/baresip) count DLSR in whole milliseconds, so on a LAN or
+		// loopback the difference comes out zero or slightly negative. The
+		// report is valid; the round trip is at the floor of what we can tell.
+		units = 1
+	case units > 60<<16:
 		return 0, false
 	}
 	return time.Duration(uint64(units) * uint64(time.Second) >> 16), true

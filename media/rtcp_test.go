@@ -76,6 +76,14 @@ func TestRTTFromReport(t *testing.T) {
 	if _, ok := rttFromReport(sent, &rtcpBlock{lsr: back}); ok {
 		t.Error("negative RTT accepted")
 	}
+	// A loopback peer that counts DLSR in whole milliseconds: it held our SR
+	// for 99.6 ms and says 100 ms. The round trip is below what we can tell,
+	// reported at the floor (1/65536 s), not dropped.
+	back = ntpMiddle(ntpTime(now.Add(99600 * time.Microsecond)))
+	rtt, ok = rttFromReport(back, &rtcpBlock{lsr: sent, dlsr: 100 << 16 / 1000})
+	if !ok || rtt <= 0 || rtt > 100*time.Microsecond {
+		t.Errorf("sub-resolution RTT: %v %v", rtt, ok)
+	}
 }
 
 func TestRTCPParseNoAllocs(t *testing.T) {
