@@ -95,7 +95,45 @@ func (e *RTPEndpoint) SendDTMF(_ context.Context, digit rune, dur time.Duration)
 	s := &e.send
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.dtmf.enqueue(dtmfTone{event: ev, units: uint32(dur * DTMFEventClock / time.Second)})
+	if err := s.dtmf.enqueue(dtmfTone{event: ev, units: uint32(dur * DTMFEventClock / time.Second)}); err != nil {
+		return err
+	}
+	// Digits normally ride on the audio the far leg writes. When no audio
+	// flows (the other side is silent: VAD, a peer that sends no RTP, on hold)
+	// a pump sends the events on its own 20 ms clock until the queue drains.
+	if !s.pumping && s.w != nil && time.Since(s.lastSend) > pumpIdle {
+		s.pumping = true
+		go s.pumpDTMF(uint32(e.codec.ClockRate * FrameMillis / 1000))
+	}
+	return nil
+}
+
+// pumpIdle is how long without an audio frame before the DTMF pump takes over.
+const pumpIdle = 3 * FrameMillis * time.Millisecond
+
+// pumpDTMF sends queued events every 20 ms while no audio frames are being
+// written, and stops when the queue is empty or audio resumes (sendFrame then
+// carries the events). Bounded: the queue holds at most dtmfQueueLen digits
+// of at most MaxDTMFDuration each.
+func (s *rtpSender) pumpDTMF(tsStep uint32) {
+	tick := time.NewTicker(FrameMillis * time.Millisecond)
+	defer tick.Stop()
+	for {
+		<-tick.C
+		s.mu.Lock()
+		if s.e.closed.Load() || (!s.dtmf.active && s.dtmf.n == 0) || time.Since(s.lastSend) < 2*FrameMillis*time.Millisecond && !s.pumpSent {
+			s.pumping, s.pumpSent = false, false
+			s.mu.Unlock()
+			return
+		}
+		if s.dtmf.wants() {
+			_ = s.sendEventFrame(tsStep)
+		} else {
+			s.ts += tsStep // a gap frame: the stream's clock keeps running
+		}
+		s.lastSend, s.pumpSent = time.Now(), true
+		s.mu.Unlock()
+	}
 }
 
 // CanSendDTMF reports whether the endpoint negotiated telephone-event.

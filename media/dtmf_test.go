@@ -231,6 +231,62 @@ func TestRTPEndpointDTMFRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDTMFWithoutAudio: when the far leg sends no audio (a silent trunk,
+// VAD), queued digits still go out, paced by the endpoint's own 20 ms clock,
+// and arrive once each, in order; when audio starts again the pump stops.
+func TestDTMFWithoutAudio(t *testing.T) {
+	link := &loopWriter{ch: make(chan []byte, 4096)}
+	tx, err := NewRTPEndpoint(RTPConfig{Codec: codecs.PCMU, EventPayloadType: 101, Writer: link})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []rune
+	rx, err := NewRTPEndpoint(RTPConfig{Codec: codecs.PCMU, EventPayloadType: 101, Reader: link, Writer: pwFunc(func([]byte) error { return nil }),
+		DTMFHandler: func(d rune, _ time.Duration) {
+			mu.Lock()
+			got = append(got, d)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Close(); close(link.ch); <-rx.Done(); _ = rx.Close() }()
+	for _, d := range "7*0" {
+		if err := tx.SendDTMF(context.Background(), d, 80*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	if string(got) != "7*0" {
+		t.Errorf("received %q with no audio flowing, want 7*0", string(got))
+	}
+	mu.Unlock()
+	// The pump has stopped: nothing more is sent while the endpoint idles.
+	time.Sleep(100 * time.Millisecond)
+	before := tx.Stats().EventsOut
+	time.Sleep(200 * time.Millisecond)
+	if after := tx.Stats().EventsOut; after != before {
+		t.Errorf("events still sent after the queue drained: %d -> %d", before, after)
+	}
+	tx.send.mu.Lock()
+	pumping := tx.send.pumping
+	tx.send.mu.Unlock()
+	if pumping {
+		t.Error("the DTMF pump is still running")
+	}
+}
+
 // BenchmarkDTMFDetector measures the receive-side cost of one event packet;
 // it must not allocate.
 func BenchmarkDTMFDetector(b *testing.B) {

@@ -22,6 +22,8 @@ type rtpSender struct {
 	lastSend time.Time
 	dtmf     dtmfSender // telephone-event packets replacing audio frames
 	passing  bool       // frames come from a peer (passthrough); ts is the last sent frame's
+	pumping  bool       // a DTMF pump runs (no audio was flowing when a digit came)
+	pumpSent bool       // the pump sent the last frame (so lastSend is the pump's)
 	pkt      [MaxPacketSize]byte
 }
 
@@ -80,6 +82,7 @@ func (s *rtpSender) sendFrame(w *rtpWriter) error {
 			s.marker = true
 		}
 	}
+	s.pumpSent = false // audio flows: a running pump stops at its next tick
 	if s.dtmf.wants() {
 		s.lastSend = now
 		return s.sendEventFrame(w.tsStep)
