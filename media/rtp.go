@@ -194,6 +194,11 @@ func NewRTPEndpoint(cfg RTPConfig) (*RTPEndpoint, error) {
 	}
 	e.send.init(e, cfg.Writer, cfg.SSRC)
 	e.health.init(cfg.Codec.ClockRate, cfg.DeadMediaTimeout)
+	// A transport that reads the peer's RTCP itself (the WebRTC peer) feeds
+	// the endpoint's view of the far end: loss, jitter and round trip.
+	if rs, ok := cfg.Reader.(interface{ reportTo(*remoteReport) }); ok {
+		rs.reportTo(&e.health.remote)
+	}
 	if cfg.DTMFHandler != nil {
 		e.SetDTMFHandler(cfg.DTMFHandler)
 	}

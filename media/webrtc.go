@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -79,7 +80,14 @@ type Peer struct {
 	kinds     [128]ptKind         // remote payload types, owned by ReadPacket
 	closed    chan struct{}
 	closeOnce sync.Once
+	report    atomic.Pointer[remoteReport] // where the peer's receiver reports go (the endpoint's health)
+	sender    *webrtc.RTPSender
 }
+
+// reportTo makes the peer's RTCP receiver reports about our stream update r
+// (RFC 3550 loss, jitter, and the round trip from LSR/DLSR against the
+// sender reports pion sends for us).
+func (p *Peer) reportTo(r *remoteReport) { p.report.Store(r) }
 
 // ErrNoAudio is returned when an offer has no audio we can receive.
 var ErrNoAudio = errors.New("media: the offer has no usable Opus audio")
@@ -184,12 +192,35 @@ func (p *Peer) startLocal(desc webrtc.SessionDescription, sender *webrtc.RTPSend
 	return nil
 }
 
-// drainRTCP reads RTCP for the sender so the interceptors process it.
+// drainRTCP reads RTCP for the sender so the interceptors process it, and
+// takes the receiver report about our stream for the endpoint's health.
 func (p *Peer) drainRTCP(s *webrtc.RTPSender) {
 	buf := make([]byte, 1500)
+	var info rtcpInfo
+	var ssrc uint32
 	for {
-		if _, _, err := s.Read(buf); err != nil {
+		n, _, err := s.Read(buf)
+		if err != nil {
 			return
+		}
+		r := p.report.Load()
+		if r == nil {
+			continue
+		}
+		if ssrc == 0 {
+			if enc := s.GetParameters().Encodings; len(enc) > 0 {
+				ssrc = uint32(enc[0].SSRC)
+			}
+		}
+		if ssrc == 0 || !parseRTCP(buf[:n], ssrc, &info) || !info.hasBlock {
+			continue
+		}
+		r.lost.Store(int64(info.block.lost))
+		r.fraction.Store(uint32(info.block.fraction))
+		r.jitter.Store(info.block.jitter)
+		r.have.Store(true)
+		if rtt, ok := rttFromReport(ntpMiddle(ntpTime(time.Now())), &info.block); ok {
+			r.rtt.Store(int64(rtt))
 		}
 	}
 }

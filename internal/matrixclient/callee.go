@@ -83,7 +83,7 @@ func (in *Incoming) Answer(ctx context.Context, party string, toneHz float64) (*
 	track := media.NewAudioTrack("audio", "teststream")
 	call := &Call{c: in.c, room: in.Room, callID: string(in.Invite.CallID), party: party, pc: pc, track: track, dtmf: make(chan rune, 64),
 		answered: make(chan struct{}), ended: make(chan struct{}), stopTone: make(chan struct{}), remoteParty: string(in.Invite.PartyID)}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go call.receive(t) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { go call.receive(t); go drainRTCP(r) })
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: in.Invite.Offer.SDP}); err != nil {
 		return nil, fmt.Errorf("offer: %w", err)
 	}
@@ -168,5 +168,20 @@ func testAPI() *webrtc.API {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(0)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	// RTCP sender and receiver reports, as browsers send them, so the
+	// gateway can measure the round trip to the Matrix side.
+	reg := &interceptor.Registry{}
+	_ = webrtc.ConfigureRTCPReports(reg)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
+}
+
+// drainRTCP reads the receiver's RTCP so that the interceptors see the
+// gateway's sender reports (and the receiver reports carry LSR/DLSR).
+func drainRTCP(r *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := r.Read(buf); err != nil {
+			return
+		}
+	}
 }

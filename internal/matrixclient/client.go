@@ -248,7 +248,7 @@ func (c *Client) PlaceCall(ctx context.Context, room id.RoomID, opts CallOptions
 	}
 	call := &Call{c: c, room: room, callID: opts.CallID, party: opts.PartyID, pc: pc, track: track, dtmf: make(chan rune, 64),
 		answered: make(chan struct{}), ended: make(chan struct{}), stopTone: make(chan struct{})}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { go call.receive(t) })
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) { go call.receive(t); go drainRTCP(r) })
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
 		return nil, err
