@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -34,6 +35,23 @@ type ModemConfig struct {
 	Routes []RouteConfig `yaml:"routes"`
 	// Dialler is the D-Bus dialler API on the session bus.
 	Dialler DiallerConfig `yaml:"dialler"`
+	// Audio says whether and how the gateway carries the audio of GSM calls
+	// it bridges to Matrix.
+	Audio ModemAudioConfig `yaml:"audio"`
+}
+
+// ModemAudioConfig configures the audio of GSM calls bridged by the gateway.
+type ModemAudioConfig struct {
+	// Device is where the modem's call audio is: "" (the default:
+	// control-only, the phone routes GSM audio itself), "auto" (the
+	// AudioPort tty ModemManager reports for the call, if any),
+	// "alsa:<ALSA PCM name>" (arecord/aplay on that PCM) or
+	// "files:<capture path>,<playback path>" (raw PCM streams such as a
+	// modem's audio tty or FIFOs; absolute paths).
+	Device string `yaml:"device"`
+	// Rate is the PCM sample rate of the device in Hz: 8000 (default) or
+	// 16000. With "auto" the modem's AudioFormat rate wins when reported.
+	Rate int `yaml:"rate"`
 }
 
 // LinksConfig configures the link-quality estimator that IP routes depend on.
@@ -83,6 +101,7 @@ func ModemDefaults() ModemConfig {
 		IPSetupTimeout:   8 * time.Second,
 		Links:            LinksConfig{ProbeInterval: 5 * time.Second, ProbeTimeout: 2 * time.Second, MaxRTT: 400 * time.Millisecond, MaxLossPercent: 20},
 		Dialler:          DiallerConfig{Enabled: true, Bus: "session"},
+		Audio:            ModemAudioConfig{Rate: 8000},
 	}
 }
 
@@ -141,6 +160,7 @@ func (c *Config) validateModem(v *validator) {
 	if l.MaxLossPercent < 0 || l.MaxLossPercent > 100 {
 		v.bad("modem.links.max_loss_percent", "must be between 0 and 100, got %d", l.MaxLossPercent)
 	}
+	validateModemAudio(v, m.Audio)
 	trunks := map[string]bool{}
 	for _, t := range c.SIP.Trunks {
 		trunks[t.Name] = true
@@ -169,5 +189,27 @@ func (c *Config) validateModem(v *validator) {
 				v.bad(vp, "must be \"modem\" or \"sip:<trunk name>\", got %q", via)
 			}
 		}
+	}
+}
+
+// validateModemAudio checks modem.audio.
+func validateModemAudio(v *validator, a ModemAudioConfig) {
+	if a.Rate != 8000 && a.Rate != 16000 {
+		v.bad("modem.audio.rate", "must be 8000 or 16000, got %d", a.Rate)
+	}
+	const path = "modem.audio.device"
+	switch kind, arg, _ := strings.Cut(a.Device, ":"); {
+	case a.Device == "" || a.Device == "auto":
+	case kind == "alsa":
+		if arg == "" || strings.ContainsAny(arg, " \t\n") {
+			v.bad(path, "alsa: needs an ALSA PCM name without spaces, like \"alsa:plughw:CARD=Modem\", got %q", a.Device)
+		}
+	case kind == "files":
+		capture, playback, ok := strings.Cut(arg, ",")
+		if !ok || strings.Contains(playback, ",") || !filepath.IsAbs(capture) || !filepath.IsAbs(playback) {
+			v.bad(path, "files: needs two absolute paths, \"files:<capture>,<playback>\", got %q", a.Device)
+		}
+	default:
+		v.bad(path, "must be \"\" (control-only), \"auto\", \"alsa:<PCM name>\" or \"files:<capture>,<playback>\", got %q", a.Device)
 	}
 }

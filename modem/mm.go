@@ -1,8 +1,10 @@
 // Package modem is the GSM leg: it drives ModemManager's D-Bus API (modem
 // discovery, registration and signal tracking, voice calls, DTMF) and offers
 // a signalling.Dialer and signalling.Leg so a call can join a GSM call to a
-// Matrix or SIP leg. Audio is control-only: the modem's voice path is not
-// bridged by the gateway (see docs/architecture.md, "Modem and routing").
+// Matrix or SIP leg. Audio is control-only unless an AudioConfig names the
+// modem's PCM device (an ALSA PCM, an audio tty, FIFOs, or the AudioPort
+// ModemManager reports): the leg then carries the call's audio as a
+// media.StreamEndpoint (see docs/architecture.md, "Modem and routing").
 package modem
 
 import "strings"

@@ -3,7 +3,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 missing=()
-for p in libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 postgresql coturn modemmanager dbus-daemon; do
+for p in libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 postgresql coturn modemmanager dbus-daemon alsa-utils; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("deb:$p")
 done
 command -v node >/dev/null || missing+=("node")

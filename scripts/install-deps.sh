@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the demo need on a fresh Debian machine that has only Go and gcc:
-# Debian packages (libopus, baresip, sipp, sox, chromium, ...), the npm packages of tools/jsclient
+# Debian packages (libopus, baresip, sipp, sox, chromium, alsa-utils, ...), the npm packages of tools/jsclient
 # (pinned by its package-lock.json) and the Dendrite binaries (scripts/build-dendrite.sh).
 # Idempotent: each step is skipped when its result is already present. Debian packages need root.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-pkgs=(libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 postgresql nodejs npm coturn modemmanager dbus-daemon)
+pkgs=(libopus-dev libopusfile-dev pkg-config baresip baresip-core sip-tester sox chromium iproute2 postgresql nodejs npm coturn modemmanager dbus-daemon alsa-utils)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -27,7 +27,8 @@ type modemBackend struct {
 	cfg     *configs.Config
 	client  *modem.Client
 	links   *signalling.LinkEstimator
-	router  *signalling.FallbackRouter
+	router  *signalling.FallbackRouter // calls from Matrix users: GSM legs carry audio per modem.audio
+	phone   *signalling.FallbackRouter // the dialler API: GSM legs stay control-only (the phone routes their audio)
 	dialler *modem.Dialler
 	bus     *dbus.Conn
 }
@@ -55,10 +56,30 @@ func newModemBackend(cfg *configs.Config, log zerolog.Logger, trunks map[string]
 		m.close()
 		return nil, err
 	}
+	var audio *modem.AudioConfig
+	if mc.Audio.Device != "" {
+		audio = &modem.AudioConfig{Device: mc.Audio.Device, Rate: mc.Audio.Rate, Log: log}
+		log.Info().Str("device", mc.Audio.Device).Int("rate", mc.Audio.Rate).Msg("GSM calls from Matrix carry audio")
+	}
+	if m.router, err = m.newRouter(trunks, audio); err != nil {
+		m.close()
+		return nil, err
+	}
+	if m.phone, err = m.newRouter(trunks, nil); err != nil {
+		m.close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// newRouter builds the IP-first/GSM-fallback router; audio configures the
+// GSM legs' audio (nil: control-only).
+func (m *modemBackend) newRouter(trunks map[string]signalling.Dialer, audio *modem.AudioConfig) (*signalling.FallbackRouter, error) {
+	mc := m.cfg.Modem
 	emergency := mc.IsEmergency
-	gsm := signalling.RouteCandidate{Name: "modem", Dialer: &modem.Dialer{Client: m.client},
+	gsm := signalling.RouteCandidate{Name: "modem", Dialer: &modem.Dialer{Client: m.client, Audio: audio},
 		Available: func() bool { return m.client.Status().Registered() }}
-	sos := signalling.RouteCandidate{Name: "modem", Dialer: &modem.Dialer{Client: m.client, Emergency: emergency}}
+	sos := signalling.RouteCandidate{Name: "modem", Dialer: &modem.Dialer{Client: m.client, Emergency: emergency, Audio: audio}}
 	cand := func(via string) signalling.RouteCandidate {
 		if name, ok := strings.CutPrefix(via, "sip:"); ok {
 			return signalling.RouteCandidate{Name: via, Dialer: trunks[name], IP: true,
@@ -77,21 +98,16 @@ func newModemBackend(cfg *configs.Config, log zerolog.Logger, trunks map[string]
 		}
 	} else {
 		// Each trunk for the numbers it serves, then the modem; the modem alone for the rest.
-		for _, t := range cfg.SIP.Trunks {
+		for _, t := range m.cfg.SIP.Trunks {
 			routes = append(routes, signalling.PatternRoute{Name: "sip:" + t.Name, Match: matcher(t.Numbers),
 				Candidates: []signalling.RouteCandidate{cand("sip:" + t.Name), gsm}})
 		}
 		routes = append(routes, signalling.PatternRoute{Name: "modem", Candidates: []signalling.RouteCandidate{gsm}})
 	}
-	m.router, err = signalling.NewFallbackRouter(signalling.FallbackConfig{
+	return signalling.NewFallbackRouter(signalling.FallbackConfig{
 		Routes: routes, Links: m.links, Emergency: emergency, EmergencyRoute: &sos,
-		SetupTimeout: mc.IPSetupTimeout, OnRoute: m.onRoute, Log: log,
+		SetupTimeout: mc.IPSetupTimeout, OnRoute: m.onRoute, Log: m.log,
 	})
-	if err != nil {
-		m.close()
-		return nil, err
-	}
-	return m, nil
 }
 
 // matcher matches numbers against configuration patterns; none matches all.
@@ -145,7 +161,7 @@ func (m *modemBackend) start(ctx context.Context) error {
 	}
 	cc := m.cfg.Phone.DefaultCountryCode
 	m.dialler, err = modem.NewDialler(modem.DiallerConfig{
-		Conn: m.bus, Router: m.router, Client: m.client, Emergency: m.cfg.Modem.IsEmergency,
+		Conn: m.bus, Router: m.phone, Client: m.client, Emergency: m.cfg.Modem.IsEmergency,
 		Normalize: func(n string) (string, error) { return signalling.Normalize(n, cc) },
 		From:      signalling.Party{Number: m.cfg.Authorization.DefaultCallerID, DisplayName: "phone"},
 		Log:       m.log,
