@@ -38,6 +38,10 @@ type ModemConfig struct {
 	// Audio says whether and how the gateway carries the audio of GSM calls
 	// it bridges to Matrix.
 	Audio ModemAudioConfig `yaml:"audio"`
+	// IncomingUser is the Matrix user whose clients ring for incoming GSM
+	// calls (from the caller's ghost, with audio per Audio). Empty (the
+	// default): incoming GSM calls go to the dialler API.
+	IncomingUser string `yaml:"incoming_user"`
 }
 
 // ModemAudioConfig configures the audio of GSM calls bridged by the gateway.
@@ -124,6 +128,12 @@ func (c *Config) validateModem(v *validator) {
 	m := c.Modem
 	if !m.Enabled {
 		return
+	}
+	if m.IncomingUser != "" && !validUserID(m.IncomingUser) {
+		v.bad("modem.incoming_user", "must be empty or a Matrix user ID like @alice:example.org, got %q", m.IncomingUser)
+	}
+	if m.IncomingUser != "" && m.Audio.Device == "" {
+		v.bad("modem.incoming_user", "needs modem.audio.device: without GSM audio the Matrix user would answer to silence")
 	}
 	busOK := func(path, b string, allowed ...string) {
 		for _, a := range allowed {

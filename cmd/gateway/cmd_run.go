@@ -265,6 +265,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		g.close()
 		return nil, err
 	}
+	g.modem.routeIncoming(g.manager, g.connector.Dialer(cfg.Inbound.RingTimeout))
 	if cfg.Conferences.Enabled {
 		if g.confs, err = newConferences(cfg, log, g.manager, g.store, g.connector, g.registry); err != nil {
 			g.close()

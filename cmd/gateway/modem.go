@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 	"github.com/rs/zerolog"
@@ -31,6 +32,8 @@ type modemBackend struct {
 	phone   *signalling.FallbackRouter // the dialler API: GSM legs stay control-only (the phone routes their audio)
 	dialler *modem.Dialler
 	bus     *dbus.Conn
+	audio   *modem.AudioConfig // GSM audio for calls bridged to Matrix; nil: control-only
+	inbound func(*modem.Call)  // incoming GSM calls to a Matrix user; nil: to the dialler API
 }
 
 // newModemBackend builds the backend when the configuration enables it;
@@ -61,6 +64,7 @@ func newModemBackend(cfg *configs.Config, log zerolog.Logger, trunks map[string]
 		audio = &modem.AudioConfig{Device: mc.Audio.Device, Rate: mc.Audio.Rate, Log: log}
 		log.Info().Str("device", mc.Audio.Device).Int("rate", mc.Audio.Rate).Msg("GSM calls from Matrix carry audio")
 	}
+	m.audio = audio
 	if m.router, err = m.newRouter(trunks, audio); err != nil {
 		m.close()
 		return nil, err
@@ -152,6 +156,14 @@ func (m *modemBackend) start(ctx context.Context) error {
 	m.log.Info().Bool("present", st.Present).Bool("registered", st.Registered()).Str("modem", string(st.Path)).
 		Stringer("access", st.AccessTech).Uint32("signal", st.Signal).Msg("modem backend started")
 	dc := m.cfg.Modem.Dialler
+	// Incoming GSM calls ring a Matrix user when modem.incoming_user says so;
+	// set after the dialler, which would otherwise take them.
+	defer func() {
+		if m.inbound != nil {
+			m.client.OnIncoming(m.inbound)
+			m.log.Info().Str("user", m.cfg.Modem.IncomingUser).Msg("incoming GSM calls ring a Matrix user")
+		}
+	}()
 	if !dc.Enabled {
 		return nil
 	}
@@ -250,5 +262,43 @@ func sipProbe(transport, addr string) func(context.Context) error {
 			return errors.New("not a SIP response")
 		}
 		return nil
+	}
+}
+
+// routeIncoming makes incoming GSM calls ring modem.incoming_user's Matrix
+// clients through toMatrix (from the caller's ghost, in their DM), with the
+// modem's audio bridged once the user answers. No-op when the backend is off
+// or no incoming user is configured.
+func (m *modemBackend) routeIncoming(mgr *signalling.Manager, toMatrix signalling.Dialer) {
+	if m == nil || m.cfg.Modem.IncomingUser == "" {
+		return
+	}
+	user, cc, ring := m.cfg.Modem.IncomingUser, m.cfg.Phone.DefaultCountryCode, m.cfg.Inbound.RingTimeout
+	m.inbound = func(k *modem.Call) {
+		go func() {
+			from := signalling.Party{Number: k.Number()}
+			if n, err := signalling.Normalize(k.Number(), cc); err == nil {
+				from.Number = n
+			}
+			log := m.log.With().Str("from", from.Number).Str("to_user", user).Logger()
+			_, err := mgr.Originate(context.Background(), signalling.OriginateRequest{
+				From:      from,
+				To:        signalling.Party{MatrixUser: user},
+				Direction: signalling.DirectionToMatrix,
+				Deadline:  time.Now().Add(ring),
+				Inbound:   true,
+				Dialer:    toMatrix,
+				Log:       &log,
+				NewInbound: func(c *signalling.Call) (signalling.Leg, error) {
+					return modem.NewLeg(k, c, modem.WithAudio(m.audio)), nil
+				},
+			})
+			if err != nil {
+				log.Warn().Err(err).Msg("incoming GSM call refused")
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = k.Hangup(ctx)
+			}
+		}()
 	}
 }

@@ -17,19 +17,13 @@ import (
 	"github.com/matrix-gateway/gateway/signalling/store"
 )
 
-// TestModemAudioE2E: a Matrix user calls a number routed over the modem
-// only, with the gateway (in-process) carrying GSM audio through
-// modem.audio.device "files:<capture FIFO>,<playback FIFO>". The real
-// ModemManager (test mode) drives the fake AT modem; the test plays the far
-// phone: it answers on the modem, talks 1000 Hz into the capture FIFO and
-// listens on the playback FIFO. Alice must hear 1000 Hz, the far phone
-// alice's 440 Hz, and alice's hangup must hang the GSM call up.
-func TestModemAudioE2E(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end test with real peers; not run with -short")
-	}
+// startModemAudioEnv starts Dendrite, the real ModemManager on a fake AT
+// modem, a FIFO pair as the modem's PCM device (talking toneHz) and the
+// gateway in-process with modem.audio on those FIFOs; extra is appended to
+// the modem section. It waits until the modem is registered.
+func startModemAudioEnv(t *testing.T, extra string) (*e2e, *fakeat.Modem, *modemtest.PCMDevice) {
+	t.Helper()
 	modemtest.Skip(t)
-	const number = "+15550104000"
 	dir := t.TempDir()
 	mmBus := modemtest.StartBus(t)
 	session := modemtest.StartBus(t)
@@ -82,7 +76,7 @@ modem:
   audio:
     device: %q
     rate: 8000
-`, hsPort, asPort, testpeers.FreeUDPPort(t), testpeers.FreeUDPPort(t), mmBus.Address, session.Address, dev.Device())
+%s`, hsPort, asPort, testpeers.FreeUDPPort(t), testpeers.FreeUDPPort(t), mmBus.Address, session.Address, dev.Device(), extra)
 	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e := &e2e{t: t, logPath: filepath.Join(dir, "gateway.log")}
 	if e.cfg, err = configs.Load(cfgPath); err != nil {
@@ -110,6 +104,23 @@ modem:
 		time.Sleep(100 * time.Millisecond)
 	}
 
+	return e, fake, dev
+}
+
+// TestModemAudioE2E: a Matrix user calls a number routed over the modem
+// only, with the gateway (in-process) carrying GSM audio through
+// modem.audio.device "files:<capture FIFO>,<playback FIFO>". The real
+// ModemManager (test mode) drives the fake AT modem; the test plays the far
+// phone: it answers on the modem, talks 1000 Hz into the capture FIFO and
+// listens on the playback FIFO. Alice must hear 1000 Hz, the far phone
+// alice's 440 Hz, and alice's hangup must hang the GSM call up.
+func TestModemAudioE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	const number = "+15550104000"
+	e, fake, dev := startModemAudioEnv(t, "")
+	var err error
 	e.alice = e.login("alice")
 	ghost, room := e.dmWith(e.alice, number)
 	call, err := e.alice.PlaceCall(ctxT(t, 30*time.Second), room, matrixclient.CallOptions{Invitee: ghost, ToneHz: userToneHz})
@@ -186,4 +197,61 @@ func readLog(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestModemIncomingToMatrixE2E: with modem.incoming_user set, a call arriving
+// on the SIM rings the Matrix user from the caller's ghost; when she answers,
+// the GSM call is accepted and its audio bridged both ways; the caller's
+// hangup ends the Matrix call.
+func TestModemIncomingToMatrixE2E(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	const caller = "+15557770042"
+	e, fake, dev := startModemAudioEnv(t, "  incoming_user: \"@alice:localhost\"\n")
+	e.alice = e.login("alice")
+	e.alice.SetAutoJoin(true)
+	if err := fake.Ring(caller); err != nil {
+		t.Fatal(err)
+	}
+	inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatalf("alice's client never rang for the GSM call: %v", err)
+	}
+	if want := e.cfg.GhostUserID(caller); inc.Sender != want {
+		t.Errorf("the call comes from %s, want the caller's ghost %s", inc.Sender, want)
+	}
+	call, err := inc.Answer(ctxT(t, 20*time.Second), "alicephone", userToneHz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500 && !dev.Opened(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !dev.Opened() {
+		t.Fatal("the gateway did not open the modem's audio when alice answered")
+	}
+	if !fake.WaitFor(10*time.Second, func(m *fakeat.Modem) bool {
+		c := m.Calls()
+		return len(c) == 1 && c[0].Stat == fakeat.StatActive
+	}) {
+		t.Fatalf("the GSM call was not accepted: %+v", fake.Calls())
+	}
+	time.Sleep(4 * time.Second) // both tones flowing
+	if got := call.Received(); len(got) < 8000 || toneLevel(got, phoneToneHz) < 0.5 {
+		t.Errorf("alice hears the GSM caller's %v Hz at %.3f (%d samples)", phoneToneHz, toneLevel(got, phoneToneHz), len(got))
+	}
+	played := dev.Played()
+	if len(played) < 2*8000 {
+		t.Fatalf("the gateway played only %d samples into the modem", len(played))
+	}
+	if lvl := media.Goertzel(played[len(played)-2*8000:], 8000, userToneHz); lvl < 0.5 {
+		t.Errorf("alice's %v Hz on the playback FIFO: level %.3f", userToneHz, lvl)
+	}
+	// The GSM caller hangs up: alice's call ends.
+	if err := fake.RemoteHangup(); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, call.Ended(), 20*time.Second, "the Matrix call's end after the GSM caller hung up")
+	waitNoCalls(t, e)
 }
