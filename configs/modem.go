@@ -91,6 +91,13 @@ type DiallerConfig struct {
 	// Bus is the bus the API is exported on: "session" (default), "system"
 	// or a D-Bus address.
 	Bus string `yaml:"bus"`
+	// AudioDevice is the phone's own microphone and speaker ("alsa:<PCM>"
+	// or "files:<capture>,<playback>"), bridged to calls the dialler places
+	// over IP (SIP or Matrix) once answered. Empty (the default): such calls
+	// are control-only. GSM calls never use it.
+	AudioDevice string `yaml:"audio_device"`
+	// AudioRate is AudioDevice's sample rate, 8000 or 16000 (default 16000).
+	AudioRate int `yaml:"audio_rate"`
 }
 
 // DefaultEmergencyNumbers are the emergency numbers of modem.emergency_numbers.
@@ -104,7 +111,7 @@ func ModemDefaults() ModemConfig {
 		EmergencyNumbers: append([]string(nil), DefaultEmergencyNumbers...),
 		IPSetupTimeout:   8 * time.Second,
 		Links:            LinksConfig{ProbeInterval: 5 * time.Second, ProbeTimeout: 2 * time.Second, MaxRTT: 400 * time.Millisecond, MaxLossPercent: 20},
-		Dialler:          DiallerConfig{Enabled: true, Bus: "session"},
+		Dialler:          DiallerConfig{Enabled: true, Bus: "session", AudioRate: 16000},
 		Audio:            ModemAudioConfig{Rate: 8000},
 	}
 }
@@ -171,6 +178,13 @@ func (c *Config) validateModem(v *validator) {
 		v.bad("modem.links.max_loss_percent", "must be between 0 and 100, got %d", l.MaxLossPercent)
 	}
 	validateModemAudio(v, m.Audio)
+	if d := m.Dialler; d.AudioDevice != "" || d.AudioRate != 16000 {
+		if d.AudioDevice == "auto" {
+			v.bad("modem.dialler.audio_device", "\"auto\" names the modem's audio port; the dialler's device is the phone's microphone and speaker, like \"alsa:default\"")
+		} else {
+			validateAudioDevice(v, "modem.dialler.audio_device", "modem.dialler.audio_rate", d.AudioDevice, d.AudioRate)
+		}
+	}
 	trunks := map[string]bool{}
 	for _, t := range c.SIP.Trunks {
 		trunks[t.Name] = true
@@ -204,10 +218,15 @@ func (c *Config) validateModem(v *validator) {
 
 // validateModemAudio checks modem.audio.
 func validateModemAudio(v *validator, a ModemAudioConfig) {
-	if a.Rate != 8000 && a.Rate != 16000 {
-		v.bad("modem.audio.rate", "must be 8000 or 16000, got %d", a.Rate)
+	validateAudioDevice(v, "modem.audio.device", "modem.audio.rate", a.Device, a.Rate)
+}
+
+// validateAudioDevice checks an audio device string and its rate.
+func validateAudioDevice(v *validator, path, ratePath, device string, rate int) {
+	if rate != 8000 && rate != 16000 {
+		v.bad(ratePath, "must be 8000 or 16000, got %d", rate)
 	}
-	const path = "modem.audio.device"
+	a := ModemAudioConfig{Device: device}
 	switch kind, arg, _ := strings.Cut(a.Device, ":"); {
 	case a.Device == "" || a.Device == "auto":
 	case kind == "alsa":

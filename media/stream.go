@@ -50,6 +50,13 @@ type StreamEndpoint struct {
 	name string
 	sink SinkSlot
 	w    streamWriter
+	nb   streamWriter // 8 kHz writer of a 16 kHz stream (upsamples)
+
+	// A 16 kHz stream also serves 8 kHz far ends (a PCMU trunk): captured
+	// frames are halved for an 8 kHz sink, 8 kHz PCM is doubled for playback.
+	sinkRate atomic.Int32
+	down     Downsampler2x // owned by the receive goroutine
+	dframe   []int16
 
 	rframe []int16 // receive frame, owned by the receive goroutine
 	rbytes []byte  // rframe's memory seen as bytes
@@ -105,14 +112,26 @@ func NewStreamEndpoint(cfg StreamConfig) (*StreamEndpoint, error) {
 		e.name += " " + cfg.Name
 	}
 	e.w.e = e
+	e.nb = streamWriter{e: e, up: &Upsampler2x{}, ubuf: make([]int16, 2*SamplesPerFrame(8000))}
+	e.dframe = make([]int16, SamplesPerFrame(8000)+1)
 	e.wg.Add(2)
 	go e.receive()
 	go e.play()
 	return e, nil
 }
 
-// Rates implements Endpoint: the stream's one rate.
-func (e *StreamEndpoint) Rates() []int { return []int{e.cfg.Rate} }
+// Rates implements Endpoint: the stream's rate, and 8000 for a 16 kHz
+// stream (resampled 2x with a half-band filter, for narrowband far ends).
+func (e *StreamEndpoint) Rates() []int {
+	if e.cfg.Rate == 16000 {
+		return []int{16000, 8000}
+	}
+	return []int{e.cfg.Rate}
+}
+
+func (e *StreamEndpoint) serves(rate int) bool {
+	return rate == e.cfg.Rate || (rate == 8000 && e.cfg.Rate == 16000)
+}
 
 // String implements Endpoint, e.g. "pcm/8000 alsa:hw:Modem".
 func (e *StreamEndpoint) String() string { return e.name }
@@ -120,17 +139,21 @@ func (e *StreamEndpoint) String() string { return e.name }
 // Writer implements Endpoint: the writer converts PCM at the stream's rate
 // to S16LE and queues it for Playback. WritePCM never blocks.
 func (e *StreamEndpoint) Writer(rate int) (PCMWriter, error) {
-	if rate != e.cfg.Rate {
+	if !e.serves(rate) {
 		return nil, fmt.Errorf("media: %s cannot take %d Hz", e.name, rate)
+	}
+	if rate != e.cfg.Rate {
+		return &e.nb, nil
 	}
 	return &e.w, nil
 }
 
 // SetSink implements Endpoint: captured frames go to w from now on.
 func (e *StreamEndpoint) SetSink(rate int, w PCMWriter) error {
-	if w != nil && rate != e.cfg.Rate {
+	if w != nil && !e.serves(rate) {
 		return fmt.Errorf("media: %s cannot deliver %d Hz", e.name, rate)
 	}
+	e.sinkRate.Store(int32(rate))
 	e.sink.Store(w)
 	return nil
 }
@@ -191,6 +214,11 @@ func (e *StreamEndpoint) receive() {
 		}
 		e.framesIn.Add(1)
 		if w := e.sink.Load(); w != nil {
+			if int(e.sinkRate.Load()) != e.cfg.Rate {
+				n := e.down.Process(e.dframe, e.rframe)
+				_ = w.WritePCM(e.dframe[:n])
+				continue
+			}
 			_ = w.WritePCM(e.rframe)
 		}
 	}
@@ -219,13 +247,33 @@ func (e *StreamEndpoint) play() {
 	}
 }
 
-// streamWriter is a StreamEndpoint's PCMWriter.
-type streamWriter struct{ e *StreamEndpoint }
+// streamWriter is a StreamEndpoint's PCMWriter; with up set it takes PCM at
+// half the stream's rate and doubles it first.
+type streamWriter struct {
+	e    *StreamEndpoint
+	up   *Upsampler2x
+	ubuf []int16
+}
 
 // WritePCM converts pcm to S16LE into free playback buffers (one 20 ms
 // frame each at most) and queues them; with no free buffer the rest of pcm
 // is dropped and counted.
 func (w *streamWriter) WritePCM(pcm []int16) error {
+	if w.up != nil {
+		for len(pcm) > 0 {
+			k := min(len(pcm), len(w.ubuf)/2)
+			n := w.up.Process(w.ubuf, pcm[:k])
+			w.queue(w.ubuf[:n])
+			pcm = pcm[k:]
+		}
+		return nil
+	}
+	w.queue(pcm)
+	return nil
+}
+
+// queue converts pcm (at the stream's rate) and queues it for playback.
+func (w *streamWriter) queue(pcm []int16) {
 	e := w.e
 	for len(pcm) > 0 {
 		var b []byte
@@ -233,7 +281,7 @@ func (w *streamWriter) WritePCM(pcm []int16) error {
 		case b = <-e.free:
 		default:
 			e.dropped.Add(1)
-			return nil
+			return
 		}
 		k := min(len(pcm), len(b)/2)
 		for i, v := range pcm[:k] {
@@ -242,5 +290,4 @@ func (w *streamWriter) WritePCM(pcm []int16) error {
 		e.full <- b[:2*k]
 		pcm = pcm[k:]
 	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/godbus/dbus/v5/introspect"
 	"github.com/rs/zerolog"
 
+	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
 )
 
@@ -100,7 +101,12 @@ type DiallerConfig struct {
 	Emergency func(number string) bool
 	// From is the calling party of Dial requests.
 	From signalling.Party
-	Log  zerolog.Logger
+	// LocalAudio is the phone's own microphone and speaker (e.g.
+	// "alsa:default"): calls that go over IP (SIP or Matrix) are bridged to
+	// it once answered. GSM calls never use it (the phone's audio stack
+	// carries them). nil: IP calls are control-only.
+	LocalAudio *AudioConfig
+	Log        zerolog.Logger
 }
 
 // Dialler is the dialler D-Bus service: it places calls through the router
@@ -125,6 +131,8 @@ type dcall struct {
 	state string
 	route string
 	ended bool
+	local *callAudio     // the phone's microphone/speaker, bridged to an IP leg
+	media media.Endpoint // the leg's endpoint bridged to local
 }
 
 // NewDialler exports the API on cfg.Conn and takes the bus name.
@@ -282,6 +290,9 @@ func (c *dcall) Post(ev signalling.Event) {
 		c.setState(StateRinging, "")
 	case signalling.EventAnswered:
 		c.setState(StateActive, "")
+		if c.d.cfg.LocalAudio.Enabled() {
+			go c.bridgeLocal()
+		}
 	case signalling.EventDTMF:
 		c.d.emit("DtmfReceived", c.id, string(ev.Digit))
 	case signalling.EventHangup:
@@ -303,9 +314,81 @@ func (c *dcall) Post(ev signalling.Event) {
 }
 
 func (c *dcall) release(leg signalling.Leg, cause signalling.Cause) {
+	c.unbridgeLocal()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	leg.Hangup(ctx, cause)
+}
+
+// bridgeLocal connects an answered IP call to the phone's microphone and
+// speaker. A GSM call is left alone: the phone's audio stack carries it. A
+// device that cannot be opened ends the call (media_failed) rather than
+// leaving the user in silence.
+func (c *dcall) bridgeLocal() {
+	c.mu.Lock()
+	leg, ended := c.leg, c.ended
+	c.mu.Unlock()
+	for i := 0; leg == nil && !ended && i < 100; i++ { // Post can run before Dial stored the leg
+		time.Sleep(10 * time.Millisecond)
+		c.mu.Lock()
+		leg, ended = c.leg, c.ended
+		c.mu.Unlock()
+	}
+	if leg == nil || ended {
+		return
+	}
+	cur := signalling.CurrentLeg(leg)
+	if cur.Kind() == Kind {
+		return
+	}
+	ep := cur.Audio()
+	if ep == nil {
+		return
+	}
+	log := c.d.cfg.Log.With().Str("call", c.id).Str("device", c.d.cfg.LocalAudio.Device).Logger()
+	ctx, cancel := context.WithTimeout(context.Background(), c.d.cfg.LocalAudio.openTimeout())
+	defer cancel()
+	local, err := openAudio(ctx, c.d.cfg.LocalAudio, nil)
+	if err == nil && local == nil {
+		err = fmt.Errorf("modem: local audio %q: nothing to open", c.d.cfg.LocalAudio.Device)
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("dialler: opening the phone's audio failed")
+		c.Post(signalling.Event{Leg: leg, Type: signalling.EventHangup, Cause: signalling.CauseMediaFailed, Detail: "phone audio: " + err.Error()})
+		return
+	}
+	rate, err := media.Bridge(local.ep, ep)
+	if err != nil {
+		_ = local.ep.Close()
+		log.Error().Err(err).Msg("dialler: bridging the phone's audio failed")
+		c.Post(signalling.Event{Leg: leg, Type: signalling.EventHangup, Cause: signalling.CauseIncompatible, Detail: "phone audio: " + err.Error()})
+		return
+	}
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		media.Unbridge(local.ep, ep)
+		_ = local.ep.Close()
+		return
+	}
+	c.local, c.media = local, ep
+	c.mu.Unlock()
+	log.Info().Int("rate", rate).Str("far", ep.String()).Msg("dialler: phone audio bridged")
+}
+
+// unbridgeLocal releases the phone's microphone and speaker.
+func (c *dcall) unbridgeLocal() {
+	c.mu.Lock()
+	local, ep := c.local, c.media
+	c.local, c.media = nil, nil
+	c.mu.Unlock()
+	if local == nil {
+		return
+	}
+	media.Unbridge(local.ep, ep)
+	st := local.ep.Stats()
+	_ = local.ep.Close()
+	c.d.cfg.Log.Info().Str("call", c.id).Uint64("frames_in", st.FramesIn).Uint64("frames_out", st.FramesOut).Msg("dialler: phone audio closed")
 }
 
 func (c *dcall) setState(s, cause string) {

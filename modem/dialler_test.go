@@ -34,7 +34,10 @@ func newDiallerRig(t *testing.T) *diallerRig {
 		Emergency: func(n string) bool { return n == "112" },
 		Normalize: func(n string) (string, error) { return signalling.Normalize(n, "1") },
 		From:      signalling.Party{DisplayName: "phone"},
-		Log:       zerolog.New(zerolog.NewTestWriter(t)),
+		// GSM calls must never touch the phone's audio device (the phone's
+		// audio stack carries them): one that cannot be opened proves it.
+		LocalAudio: &AudioConfig{Device: "files:/nonexistent/capture,/nonexistent/playback", Rate: 16000},
+		Log:        zerolog.New(zerolog.NewTestWriter(t)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -177,6 +177,12 @@ func (m *modemBackend) start(ctx context.Context) error {
 		Normalize: func(n string) (string, error) { return signalling.Normalize(n, cc) },
 		From:      signalling.Party{Number: m.cfg.Authorization.DefaultCallerID, DisplayName: "phone"},
 		Log:       m.log,
+		LocalAudio: func() *modem.AudioConfig {
+			if dc.AudioDevice == "" {
+				return nil
+			}
+			return &modem.AudioConfig{Device: dc.AudioDevice, Rate: dc.AudioRate, Log: m.log}
+		}(),
 	})
 	if err != nil {
 		return err
