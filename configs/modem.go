@@ -79,7 +79,8 @@ type RouteConfig struct {
 	// matches every number.
 	Numbers []string `yaml:"numbers"`
 	// Via lists the routes in order: "sip:<trunk name>" (needs the trunk
-	// and the homeserver reachable) or "modem".
+	// and the homeserver reachable), "matrix:<user ID>" (a Matrix call to
+	// that user; needs the homeserver reachable) or "modem".
 	Via []string `yaml:"via"`
 }
 
@@ -204,13 +205,17 @@ func (c *Config) validateModem(v *validator) {
 				v.bad(vp, "route %q listed twice", via)
 			}
 			seen[via] = true
+			user, isMatrix := strings.CutPrefix(via, "matrix:")
 			switch name, ok := strings.CutPrefix(via, "sip:"); {
 			case via == "modem":
 			case ok && trunks[name]:
 			case ok:
 				v.bad(vp, "no trunk named %q in sip.trunks", name)
+			case isMatrix && validUserID(user):
+			case isMatrix:
+				v.bad(vp, "matrix: needs a Matrix user ID, like \"matrix:@bob:example.org\", got %q", via)
 			default:
-				v.bad(vp, "must be \"modem\" or \"sip:<trunk name>\", got %q", via)
+				v.bad(vp, "must be \"modem\", \"sip:<trunk name>\" or \"matrix:<user ID>\", got %q", via)
 			}
 		}
 	}

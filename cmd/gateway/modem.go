@@ -34,6 +34,7 @@ type modemBackend struct {
 	bus     *dbus.Conn
 	audio   *modem.AudioConfig // GSM audio for calls bridged to Matrix; nil: control-only
 	inbound func(*modem.Call)  // incoming GSM calls to a Matrix user; nil: to the dialler API
+	matrix  signalling.Dialer  // calls to Matrix users (routes \"matrix:<user>\"), set once the connector exists
 }
 
 // newModemBackend builds the backend when the configuration enables it;
@@ -85,6 +86,10 @@ func (m *modemBackend) newRouter(trunks map[string]signalling.Dialer, audio *mod
 		Available: func() bool { return m.client.Status().Registered() }}
 	sos := signalling.RouteCandidate{Name: "modem", Dialer: &modem.Dialer{Client: m.client, Emergency: emergency, Audio: audio}}
 	cand := func(via string) signalling.RouteCandidate {
+		if user, ok := strings.CutPrefix(via, "matrix:"); ok {
+			return signalling.RouteCandidate{Name: via, Dialer: &matrixUserDialer{m: m, user: user}, IP: true,
+				Links: []string{"homeserver"}, MaxRTT: mc.Links.MaxRTT, MaxLoss: float64(mc.Links.MaxLossPercent) / 100}
+		}
 		if name, ok := strings.CutPrefix(via, "sip:"); ok {
 			return signalling.RouteCandidate{Name: via, Dialer: trunks[name], IP: true,
 				Links: []string{"homeserver", "trunk:" + name}, MaxRTT: mc.Links.MaxRTT, MaxLoss: float64(mc.Links.MaxLossPercent) / 100}
@@ -276,7 +281,11 @@ func sipProbe(transport, addr string) func(context.Context) error {
 // modem's audio bridged once the user answers. No-op when the backend is off
 // or no incoming user is configured.
 func (m *modemBackend) routeIncoming(mgr *signalling.Manager, toMatrix signalling.Dialer) {
-	if m == nil || m.cfg.Modem.IncomingUser == "" {
+	if m == nil {
+		return
+	}
+	m.matrix = toMatrix
+	if m.cfg.Modem.IncomingUser == "" {
 		return
 	}
 	user, cc, ring := m.cfg.Modem.IncomingUser, m.cfg.Phone.DefaultCountryCode, m.cfg.Inbound.RingTimeout
@@ -307,4 +316,20 @@ func (m *modemBackend) routeIncoming(mgr *signalling.Manager, toMatrix signallin
 			}
 		}()
 	}
+}
+
+// matrixUserDialer is the route "matrix:<user>": a Matrix call to that user
+// (from the caller's ghost) for a number the routes send to them.
+type matrixUserDialer struct {
+	m    *modemBackend
+	user string
+}
+
+// Dial implements signalling.Dialer.
+func (d *matrixUserDialer) Dial(ctx context.Context, req signalling.DialRequest, p signalling.Poster) (signalling.Leg, error) {
+	if d.m.matrix == nil {
+		return nil, signalling.NewCauseError(signalling.CauseUnreachable, "the Matrix connector is not running", nil)
+	}
+	req.To.MatrixUser = d.user
+	return d.m.matrix.Dial(ctx, req, p)
 }

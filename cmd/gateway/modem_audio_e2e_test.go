@@ -12,6 +12,7 @@ import (
 	"github.com/matrix-gateway/gateway/internal/matrixclient"
 	"github.com/matrix-gateway/gateway/internal/testpeers"
 	"github.com/matrix-gateway/gateway/media"
+	"github.com/matrix-gateway/gateway/modem"
 	"github.com/matrix-gateway/gateway/modem/modemtest"
 	"github.com/matrix-gateway/gateway/modem/modemtest/fakeat"
 	"github.com/matrix-gateway/gateway/signalling/store"
@@ -22,6 +23,14 @@ import (
 // gateway in-process with modem.audio on those FIFOs; extra is appended to
 // the modem section. It waits until the modem is registered.
 func startModemAudioEnv(t *testing.T, extra string) (*e2e, *fakeat.Modem, *modemtest.PCMDevice) {
+	e, fake, dev, _, _ := startModemAudioEnvWith(t, extra, false)
+	return e, fake, dev
+}
+
+// startModemAudioEnvWith is startModemAudioEnv; with phoneAudio the dialler
+// gets its own FIFO pair as the phone's microphone and speaker (16 kHz), and
+// the session bus of the dialler API is returned too.
+func startModemAudioEnvWith(t *testing.T, extra string, phoneAudio bool) (*e2e, *fakeat.Modem, *modemtest.PCMDevice, *modemtest.PCMDevice, *modemtest.Bus) {
 	t.Helper()
 	modemtest.Skip(t)
 	dir := t.TempDir()
@@ -38,6 +47,13 @@ func startModemAudioEnv(t *testing.T, extra string) (*e2e, *fakeat.Modem, *modem
 
 	dev := modemtest.NewPCMDevice(t, 8000)
 	dev.Start(phoneToneHz, 20*time.Second) // opens complete when the gateway opens its ends
+	var local *modemtest.PCMDevice
+	diallerAudio := ""
+	if phoneAudio {
+		local = modemtest.NewPCMDevice(t, 16000)
+		local.Start(phoneToneHz, 20*time.Second) // the user talking into the phone
+		diallerAudio = fmt.Sprintf("\n    audio_device: %q\n    audio_rate: 16000", local.Device())
+	}
 
 	hsPort, asPort := freeHSAndASPorts(t)
 	cfgText := fmt.Sprintf(`
@@ -69,14 +85,16 @@ modem:
   enabled: true
   bus: %s
   routes:
+    - numbers: ["+1555999*"]
+      via: ["matrix:@alice:localhost", "modem"]
     - numbers: ["+1555*"]
       via: ["modem"]
   dialler:
-    bus: %s
+    bus: %s%s
   audio:
     device: %q
     rate: 8000
-%s`, hsPort, asPort, testpeers.FreeUDPPort(t), testpeers.FreeUDPPort(t), mmBus.Address, session.Address, dev.Device(), extra)
+%s`, hsPort, asPort, testpeers.FreeUDPPort(t), testpeers.FreeUDPPort(t), mmBus.Address, session.Address, diallerAudio, dev.Device(), extra)
 	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e := &e2e{t: t, logPath: filepath.Join(dir, "gateway.log")}
 	if e.cfg, err = configs.Load(cfgPath); err != nil {
@@ -104,7 +122,7 @@ modem:
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	return e, fake, dev
+	return e, fake, dev, local, session
 }
 
 // TestModemAudioE2E: a Matrix user calls a number routed over the modem
@@ -254,4 +272,54 @@ func TestModemIncomingToMatrixE2E(t *testing.T) {
 	}
 	waitClosed(t, call.Ended(), 20*time.Second, "the Matrix call's end after the GSM caller hung up")
 	waitNoCalls(t, e)
+}
+
+// TestModemMatrixRouteFromDialler: the phone's dialler calls a number whose
+// route is "matrix:@alice:localhost" first: alice's Matrix clients ring, and
+// once she answers the phone's microphone and speaker (the dialler's audio
+// device) are bridged to her call; hangup from the dialler API ends it.
+func TestModemMatrixRouteFromDialler(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with real peers; not run with -short")
+	}
+	e, fake, _, local, session := startModemAudioEnvWith(t, "", true)
+	e.alice = e.login("alice")
+	e.alice.SetAutoJoin(true)
+	api := modem.NewDiallerClient(session.Conn(t))
+	id, route, err := api.Dial(ctxT(t, 20*time.Second), "+15559990123")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if route != "matrix:@alice:localhost" {
+		t.Errorf("route %q, want the Matrix user first", route)
+	}
+	inc, err := e.alice.WaitIncoming(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatalf("alice's client never rang: %v", err)
+	}
+	call, err := inc.Answer(ctxT(t, 20*time.Second), "alicephone", userToneHz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 500 && !local.Opened(); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !local.Opened() {
+		t.Fatal("the dialler did not open the phone's audio device")
+	}
+	time.Sleep(4 * time.Second)
+	if got := call.Received(); len(got) < 8000 || toneLevel(got, phoneToneHz) < 0.5 {
+		t.Errorf("alice hears the phone's microphone (%v Hz) at %.3f", phoneToneHz, toneLevel(got, phoneToneHz))
+	}
+	played := local.Played()
+	if len(played) < 2*16000 || media.Goertzel(played[len(played)-2*16000:], 16000, userToneHz) < 0.5 {
+		t.Errorf("the phone's speaker does not play alice's %v Hz (%d samples)", userToneHz, len(played))
+	}
+	if d := fake.Dialled(); len(d) != 0 {
+		t.Errorf("the modem dialled %v although the Matrix route answered", d)
+	}
+	if err := api.Hangup(ctxT(t, 10*time.Second), id); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, call.Ended(), 20*time.Second, "alice's call ending after the dialler hung up")
 }
