@@ -326,13 +326,29 @@ func (oc *outCall) setup(ctx context.Context) bool {
 	lifetime := max(oc.lifetime.Milliseconds(), 1000)
 	inv := &Invite{Common: oc.common(), Offer: SessionDescription{Type: "offer", SDP: sdp}, Lifetime: lifetime, Invitee: string(oc.callee)}
 	inv.SetMetadata(StreamMetadata{media.WebRTCStreamID: {Purpose: PurposeUserMedia}})
-	if err := oc.c.send(ctx, oc.intent, room, inv); err != nil {
+	err = oc.c.send(ctx, oc.intent, room, inv)
+	oc.mu.Lock()
+	oc.invited = err == nil
+	endedMeanwhile, reason := oc.closed, oc.reason
+	oc.mu.Unlock()
+	if endedMeanwhile {
+		// The call ended while the invite was in flight (the caller
+		// cancelled): the invite may have reached the room even if our
+		// request was cut short, and the clients would ring on. End it there.
+		if reason == "" {
+			reason = signalling.CauseCancelled.MatrixReason()
+		}
+		hctx, hcancel := context.WithTimeout(context.Background(), 4*time.Second)
+		if herr := oc.c.send(hctx, oc.intent, room, &Hangup{Common: oc.common(), Reason: reason}); herr != nil {
+			oc.log.Warn().Err(herr).Msg("sending m.call.hangup after a cancelled invite failed")
+		}
+		hcancel()
+		return false
+	}
+	if err != nil {
 		oc.fail(signalling.CauseUnreachable, "sending m.call.invite failed", err)
 		return false
 	}
-	oc.mu.Lock()
-	oc.invited = true
-	oc.mu.Unlock()
 	oc.poster.Post(signalling.Event{Leg: oc, Type: signalling.EventRinging})
 	oc.log.Info().Dur("room", tRoom.Sub(t0)).Dur("ice", tICE.Sub(tRoom)).Dur("invite", time.Since(tICE)).
 		Msg("ringing the Matrix user")
@@ -562,7 +578,9 @@ func (oc *outCall) Hangup(ctx context.Context, cause signalling.Cause) {
 	send := !oc.ended && oc.invited
 	oc.ended = true
 	peer, audio, room := oc.peer, oc.audio, oc.key.room
-	if send {
+	if send || !oc.invited {
+		// Not invited yet: setup sends the hangup with this reason if its
+		// invite was in flight.
 		oc.reason = cause.MatrixReason()
 	}
 	oc.mu.Unlock()
