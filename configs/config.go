@@ -183,6 +183,9 @@ type WebRTCConfig struct {
 	IncludeLoopbackCandidates bool `yaml:"include_loopback_candidates"`
 	// ICEGatherTimeout bounds ICE candidate gathering.
 	ICEGatherTimeout time.Duration `yaml:"ice_gather_timeout"`
+	// UDPPort, when not 0, is the one UDP port all WebRTC calls share (ICE
+	// UDP mux); udp_port_min/max are then unused. Default 0.
+	UDPPort int `yaml:"udp_port"`
 }
 
 // ICEServer is one STUN or TURN server.

@@ -326,6 +326,15 @@ func (c *Config) validateWebRTC(v *validator) {
 			}
 		}
 	}
+	if w.UDPPort != 0 && v.portRange("webrtc.udp_port", w.UDPPort, 1) {
+		m := c.Media
+		switch {
+		case w.UDPPortMin != 0 || w.UDPPortMax != 0:
+			v.bad("webrtc.udp_port", "set either udp_port (one shared port) or udp_port_min/udp_port_max, not both")
+		case w.UDPPort >= m.RTPPortMin && w.UDPPort <= m.RTPPortMax:
+			v.bad("webrtc.udp_port", "%d is inside media.rtp_port_min..rtp_port_max (%d-%d)", w.UDPPort, m.RTPPortMin, m.RTPPortMax)
+		}
+	}
 	for i, ip := range w.NAT1To1IPs {
 		if a, err := netip.ParseAddr(ip); err != nil || a.IsUnspecified() {
 			v.bad(indexPath("webrtc.nat_1to1_ips", i), "must be a specific IP address, got %q", ip)

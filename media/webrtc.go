@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 )
@@ -27,6 +28,12 @@ type WebRTCConfig struct {
 	NAT1To1IPs       []string // public IPs to advertise as host candidates
 	IncludeLoopback  bool     // offer loopback candidates (tests on one machine)
 	ICEGatherTimeout time.Duration
+	// UDPPort, when not 0, makes every peer share this one UDP port (on each
+	// interface) through an ICE UDP mux: one firewall rule, one socket per
+	// interface for all calls. UDPPortMin/Max are then unused.
+	UDPPort int
+	// ReadBuffer is the mux sockets' receive buffer (0: 4 MiB).
+	ReadBuffer int
 }
 
 // WebRTC builds peer connections for audio-only calls: Opus and telephone-event, RTCP
@@ -34,6 +41,18 @@ type WebRTCConfig struct {
 type WebRTC struct {
 	api *webrtc.API
 	cfg WebRTCConfig
+	mux *ice.MultiUDPMuxDefault // nil without UDPPort
+}
+
+// Close releases the shared UDP port; peers must be closed first. It is
+// idempotent.
+func (w *WebRTC) Close() error {
+	if w == nil || w.mux == nil {
+		return nil
+	}
+	err := w.mux.Close()
+	w.mux = nil
+	return err
 }
 
 // NewWebRTC makes the peer factory.
@@ -51,7 +70,25 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
-	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
+	var mux *ice.MultiUDPMuxDefault
+	if cfg.UDPPort != 0 {
+		rb := cfg.ReadBuffer
+		if rb == 0 {
+			rb = 4 << 20
+		}
+		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
+			ice.UDPMuxFromPortWithReadBufferSize(rb),
+		}
+		if cfg.IncludeLoopback {
+			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+		}
+		var err error
+		if mux, err = ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...); err != nil {
+			return nil, fmt.Errorf("media: webrtc udp port %d: %w", cfg.UDPPort, err)
+		}
+		se.SetICEUDPMux(mux)
+	} else if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("media: webrtc port range: %w", err)
 		}
@@ -63,7 +100,7 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(0)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	return &WebRTC{api: api, cfg: cfg}, nil
+	return &WebRTC{api: api, cfg: cfg, mux: mux}, nil
 }
 
 // Peer is one WebRTC peer connection answering a remote offer, with one

@@ -111,6 +111,8 @@ cat <<MSG
    Log in with any Matrix client (e.g. Element) as  alice / $alice_password
    Dial (Element: Dial pad):  $number
    The phone answers with a 1 kHz tone; what it hears is recorded in $ph/rec/
+   Conference: invite @pstn:localhost into a room, say "!conf start", call
+   @pstn:localhost in that room, and "!conf dial $number" brings the phone in.
    Logs: $d/dendrite.log, $ph/baresip.log
    Ctrl-C stops everything.
 ================================================================================

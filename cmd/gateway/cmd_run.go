@@ -118,6 +118,7 @@ type gateway struct {
 	regs      []*sip.Registration
 	health    *healthMetrics       // per-call media health at call end
 	confs     *conference.Registry // nil unless conferences.enabled
+	rtc       *media.WebRTC        // the WebRTC peer factory (owns the shared UDP port)
 	hsToken   string               // the homeserver's token, for tests that speak as the homeserver
 	closeOnce sync.Once
 }
@@ -174,10 +175,12 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		NAT1To1IPs:       cfg.WebRTC.NAT1To1IPs,
 		IncludeLoopback:  cfg.WebRTC.IncludeLoopbackCandidates,
 		ICEGatherTimeout: cfg.WebRTC.ICEGatherTimeout,
+		UDPPort:          cfg.WebRTC.UDPPort,
 	})
 	if err != nil {
 		return nil, err
 	}
+	g.rtc = rtc
 
 	// SIP.
 	sipAdvertise, _ := sipAdvertiseIP(cfg)
@@ -328,6 +331,9 @@ func (g *gateway) doClose() {
 	}
 	if g.confs != nil {
 		g.confs.Close()
+	}
+	if err := g.rtc.Close(); err != nil {
+		g.log.Warn().Err(err).Msg("closing the WebRTC port")
 	}
 	if g.ua != nil {
 		_ = g.ua.Close()

@@ -121,6 +121,9 @@ logging:
 `, hsPort, asPort, sipPort,
 		trunk("answer", numAnswer, e.answer.SIPPort), trunk("busy", numBusy, e.busy.SIPPort),
 		trunk("ringing", numRinging, e.ringing.SIPPort), trunk("dead", numDead, deadPort))
+	// Every WebRTC call of this environment shares one UDP port (ICE UDP mux).
+	cfgText = strings.Replace(cfgText, "webrtc:\n  include_loopback_candidates: true\n",
+		fmt.Sprintf("webrtc:\n  include_loopback_candidates: true\n  udp_port: %d\n", testpeers.FreeUDPPort(t)), 1)
 	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
 	var err error
@@ -286,6 +289,10 @@ func TestE2E(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitClosed(t, call.Answered(), 20*time.Second, "m.call.answer")
+		// The gateway's candidates are on the one shared WebRTC port.
+		if want := fmt.Sprintf(" %d typ host", e.cfg.WebRTC.UDPPort); !strings.Contains(call.RemoteSDP(), want) {
+			t.Errorf("the answer's candidates are not on the shared port %d:\n%s", e.cfg.WebRTC.UDPPort, call.RemoteSDP())
+		}
 		if _, err := e.answer.WaitEvent(ctxT(t, 10*time.Second), "CALL_ESTABLISHED"); err != nil {
 			t.Fatalf("baresip did not establish the call: %v", err)
 		}

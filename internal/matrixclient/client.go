@@ -543,5 +543,13 @@ func (call *Call) Hangup(ctx context.Context, reason string) error {
 // ICEState returns the peer's ICE connection state.
 func (call *Call) ICEState() webrtc.ICEConnectionState { return call.pc.ICEConnectionState() }
 
+// RemoteSDP returns the far side's session description ("" before it is known).
+func (call *Call) RemoteSDP() string {
+	if d := call.pc.RemoteDescription(); d != nil {
+		return d.SDP
+	}
+	return ""
+}
+
 // CallID returns the Matrix call_id.
 func (call *Call) CallID() string { return call.callID }
