@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,25 @@ type Mixer struct {
 	all    PCMSource
 	allBuf [mixMaxFrame]int16
 	hasAll bool
+
+	// Output workers: from parallelFrom ports on, the output stage (each
+	// port's N-1 mix, resampling and its sink's encoding) of a tick is
+	// spread over up to maxOutputWorkers+1 cores. Started lazily, stopped
+	// with the mixer.
+	workers []outWorker
+}
+
+// parallelFrom is the port count from which a tick's output stage runs on
+// several cores; below it one core does the whole tick.
+const parallelFrom = 16
+
+// maxOutputWorkers bounds the extra goroutines of one mixer.
+const maxOutputWorkers = 3
+
+// outWorker runs the output stage for a slice of the ports each tick.
+type outWorker struct {
+	start chan [2]int // [lo, hi) of m.ports
+	done  chan struct{}
 }
 
 type mixOp uint8
@@ -330,6 +350,7 @@ func (m *Mixer) detach(p *MixPort) {
 
 // detachAll releases every port; called when the goroutine ends.
 func (m *Mixer) detachAll() {
+	m.stopWorkers()
 	for _, p := range m.ports {
 		p.speaking.Store(false)
 		p.owner.CompareAndSwap(m, nil)
@@ -386,14 +407,64 @@ func (m *Mixer) tick() {
 		}
 	}
 
-	for _, p := range m.ports {
-		m.output(p)
-	}
+	m.outputAll()
 
 	m.ticks.Add(1)
 	if d := int64(time.Since(start)); d > m.maxTick.Load() {
 		m.maxTick.Store(d)
 	}
+}
+
+// outputAll runs the output stage for every port: in the mixer goroutine,
+// or, for a large conference on a machine with spare cores, split between
+// it and the output workers (the mixer waits for them, so the ports and the
+// shared sum are not touched by anyone else meanwhile).
+func (m *Mixer) outputAll() {
+	n := len(m.ports)
+	k := 0
+	if n >= parallelFrom {
+		k = min(runtime.GOMAXPROCS(0)-1, maxOutputWorkers, n/(parallelFrom/2)-1)
+	}
+	if k <= 0 {
+		for _, p := range m.ports {
+			m.output(p)
+		}
+		return
+	}
+	for len(m.workers) < k {
+		w := outWorker{start: make(chan [2]int, 1), done: make(chan struct{}, 1)}
+		m.workers = append(m.workers, w)
+		go m.work(w)
+	}
+	chunk := (n + k) / (k + 1)
+	for i := range k {
+		lo := min((i+1)*chunk, n)
+		m.workers[i].start <- [2]int{lo, min(lo+chunk, n)}
+	}
+	for _, p := range m.ports[:min(chunk, n)] {
+		m.output(p)
+	}
+	for i := range k {
+		<-m.workers[i].done
+	}
+}
+
+// work is an output worker's goroutine.
+func (m *Mixer) work(w outWorker) {
+	for r := range w.start {
+		for _, p := range m.ports[r[0]:r[1]] {
+			m.output(p)
+		}
+		w.done <- struct{}{}
+	}
+}
+
+// stopWorkers ends the output workers; called by the mixer goroutine.
+func (m *Mixer) stopWorkers() {
+	for _, w := range m.workers {
+		close(w.start)
+	}
+	m.workers = nil
 }
 
 // selectLoudest keeps only the MaxSpeakers loudest voice-active ports in

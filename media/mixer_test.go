@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -860,3 +861,58 @@ func TestMixerClock(t *testing.T) {
 		})
 	}
 }
+
+// TestMixerParallelOutput: a conference large enough for the output stage
+// to run on several cores (with GOMAXPROCS > 1) still gives every port the
+// mix of all others but itself, and the tick still allocates nothing.
+func TestMixerParallelOutput(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs GOMAXPROCS >= 2 for the output workers")
+	}
+	const n = 24
+	gens := make([]*ToneGenerator, n)
+	for i := range gens {
+		gens[i] = toneAt(300+float64(i)*110, 16000, -30)
+	}
+	d := newDriven(t, MixerConfig{TargetDBFS: 1}, gens...)
+	d.run(t, 30)
+	if len(d.m.workers) == 0 {
+		t.Fatal("no output workers for a 24-port conference")
+	}
+	mark := d.mark()
+	d.run(t, 25) // half a second
+	for i, c := range d.caps {
+		got := c.samples()[mark[i]:]
+		if len(got) != 25*SamplesPerFrame(16000) {
+			t.Fatalf("port %d got %d samples in 25 ticks", i, len(got))
+		}
+		if own := Goertzel(got, 16000, gens[i].Freq); own > 0.001 {
+			t.Errorf("port %d hears itself: %.4f", i, own)
+		}
+		for _, j := range []int{(i + 1) % n, (i + n/2) % n} {
+			if lvl := Goertzel(got, 16000, gens[j].Freq); lvl < 0.02 {
+				t.Errorf("port %d hears port %d at only %.4f", i, j, lvl)
+			}
+		}
+	}
+	for _, p := range d.ports { // captures grow; measure the tick with sinks that keep nothing
+		if err := p.SetSink(16000, dropPCM{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame := make([]int16, SamplesPerFrame(16000))
+	allocs := testing.AllocsPerRun(20, func() {
+		for i, g := range gens {
+			g.Fill(frame)
+			_ = d.ws[i].WritePCM(frame)
+		}
+		d.m.tick()
+	})
+	if allocs != 0 {
+		t.Errorf("a parallel tick allocates %.1f times", allocs)
+	}
+}
+
+type dropPCM struct{}
+
+func (dropPCM) WritePCM([]int16) error { return nil }
