@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -501,77 +498,6 @@ func TestE2EConference(t *testing.T) {
 // X-Matrix-Room and expects status; on 200 it stays 3 s, then sends BYE.
 func runSippHeaderJoin(t *testing.T, srcIP, target, number, room string, status int) (string, error) {
 	t.Helper()
-	dir := t.TempDir()
-	invite := `
-  <send retrans="500">
-    <![CDATA[
-INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>
-Call-ID: [call_id]
-CSeq: 1 INVITE
-Contact: sip:sipp@[local_ip]:[local_port]
-X-Matrix-Room: ` + room + `
-Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio [media_port] RTP/AVP 0
-a=rtpmap:0 PCMU/8000
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="` + fmt.Sprint(status) + `"/>
-  <send>
-    <![CDATA[
-ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 1 ACK
-Content-Length: 0
-
-    ]]>
-  </send>`
-	bye := `
-  <pause milliseconds="3000"/>
-  <send retrans="500">
-    <![CDATA[
-BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:15557770042@[local_ip]:[local_port]>;tag=[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-Call-ID: [call_id]
-CSeq: 2 BYE
-Content-Length: 0
-
-    ]]>
-  </send>
-  <recv response="200"/>`
-	if status != 200 {
-		bye = ""
-	}
-	scenario := `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="header join">` + invite + bye + `
-</scenario>
-`
-	path := filepath.Join(dir, "uac.xml")
-	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", srcIP, "-p", fmt.Sprint(testpeers.FreeUDPPort(t)),
-		"-s", number, "-m", "1", "-timeout", "20s", "-nostdin", target)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return runSipp(t, sippCall{srcIP: srcIP, target: target, user: number, status: status,
+		headers: "X-Matrix-Room: " + room + "\n", hold: 3 * time.Second})
 }

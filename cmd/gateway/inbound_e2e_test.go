@@ -436,6 +436,46 @@ func runSippUAC(t *testing.T, srcIP, target, user string, status int) (string, e
 // runSippUACWith is runSippUAC with the SDP's media lines.
 func runSippUACWith(t *testing.T, srcIP, target, user string, status int, mlines string) (string, error) {
 	t.Helper()
+	return runSipp(t, sippCall{srcIP: srcIP, target: target, user: user, status: status, mlines: mlines})
+}
+
+// sippCall is one INVITE sent by sipp: from srcIP to target's user, with
+// extra header lines and the SDP's media lines; status is the final
+// response expected (ACKed); with hold set, a 200 OK call is kept up that
+// long and then ended with BYE.
+type sippCall struct {
+	srcIP, target, user string
+	status              int
+	mlines              string
+	headers             string // "Name: value" lines, each ending in "\n"
+	hold                time.Duration
+}
+
+// runSipp runs one sipp UAC call and returns sipp's output; an error means
+// the call did not go as c says.
+func runSipp(t *testing.T, c sippCall) (string, error) {
+	t.Helper()
+	if c.mlines == "" {
+		c.mlines = "m=audio [media_port] RTP/AVP 0\na=rtpmap:0 PCMU/8000"
+	}
+	bye := ""
+	if c.status == 200 && c.hold > 0 {
+		bye = fmt.Sprintf(`
+  <pause milliseconds="%d"/>
+  <send retrans="500">
+    <![CDATA[
+BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 BYE
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200"/>`, c.hold.Milliseconds())
+	}
 	dir := t.TempDir()
 	scenario := fmt.Sprintf(`<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="expect %d">
@@ -448,7 +488,7 @@ To: <sip:[service]@[remote_ip]:[remote_port]>
 Call-ID: [call_id]
 CSeq: 1 INVITE
 Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70
+%sMax-Forwards: 70
 Content-Type: application/sdp
 Content-Length: [len]
 
@@ -461,6 +501,7 @@ t=0 0
     ]]>
   </send>
   <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="%d"/>
   <send>
     <![CDATA[
@@ -473,17 +514,17 @@ CSeq: 1 ACK
 Content-Length: 0
 
     ]]>
-  </send>
+  </send>%s
 </scenario>
-`, status, mlines, status)
+`, c.status, c.headers, c.mlines, c.status, bye)
 	path := filepath.Join(dir, "uac.xml")
 	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", srcIP, "-p", fmt.Sprint(testpeers.FreeUDPPort(t)),
-		"-s", user, "-m", "1", "-timeout", "20s", "-nostdin", target)
+	cmd := exec.CommandContext(ctx, "sipp", "-sf", path, "-i", c.srcIP, "-p", fmt.Sprint(testpeers.FreeUDPPort(t)),
+		"-s", c.user, "-m", "1", "-timeout", "20s", "-nostdin", c.target)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	return string(out), err

@@ -88,17 +88,8 @@ func (s *session) joinConference(ctx context.Context, evt *event.Event, inv *Inv
 	bot := s.c.as.BotMXID()
 	s.ghost, s.intent = bot, s.c.as.BotIntent()
 	s.log = s.log.With().Bool("conference", true).Logger()
-	if err := inv.CheckSupported(); err != nil {
-		s.refuse(ctx, signalling.CauseProtocolError, "This client uses version 0 of Matrix calls, which the gateway does not support.")
-		return false
-	}
-	received := evt.Mautrix.ReceivedAt
-	if received.IsZero() {
-		received = time.Now()
-	}
-	expiry := InviteExpiry(inv.Lifetime, evt.Unsigned.Age, received)
-	if !expiry.After(time.Now()) {
-		s.log.Info().Msg("expired invite ignored")
+	expiry, ok := s.checkInvite(ctx, evt, inv)
+	if !ok {
 		return false
 	}
 	dialer, err := s.c.confs.JoinDialer(string(s.key.room), "matrix", "matrix")
@@ -114,12 +105,7 @@ func (s *session) joinConference(ctx context.Context, evt *event.Event, inv *Inv
 		Inbound:   true, // room members may join their room's conference; dial-out is checked per number
 		Dialer:    dialer,
 		Log:       &s.log,
-		NewInbound: func(call *signalling.Call) (signalling.Leg, error) {
-			if err := s.startPeer(call, inv.Offer.SDP); err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
+		NewInbound: s.newInbound(inv),
 	})
 	if err != nil {
 		cause := signalling.CauseOf(err)

@@ -213,17 +213,8 @@ func (s *session) onInvite(evt *event.Event, inv *Invite) bool {
 	number, _ := s.c.cfg.NumberFromUserID(ghost)
 	s.ghost, s.intent = ghost, s.c.as.Intent(ghost)
 	s.log = s.log.With().Stringer("ghost", ghost).Logger()
-	if err := inv.CheckSupported(); err != nil {
-		s.refuse(ctx, signalling.CauseProtocolError, "This client uses version 0 of Matrix calls, which the phone gateway does not support.")
-		return false
-	}
-	received := evt.Mautrix.ReceivedAt
-	if received.IsZero() {
-		received = time.Now()
-	}
-	expiry := InviteExpiry(inv.Lifetime, evt.Unsigned.Age, received)
-	if !expiry.After(time.Now()) {
-		s.log.Info().Msg("expired invite ignored")
+	expiry, ok := s.checkInvite(ctx, evt, inv)
+	if !ok {
 		return false
 	}
 	call, err := s.c.cfg.Manager.Originate(ctx, signalling.OriginateRequest{
@@ -231,12 +222,7 @@ func (s *session) onInvite(evt *event.Event, inv *Invite) bool {
 		To:       signalling.Party{Number: number, MatrixUser: string(ghost)},
 		Deadline: expiry,
 		Log:      &s.log,
-		NewInbound: func(call *signalling.Call) (signalling.Leg, error) {
-			if err := s.startPeer(call, inv.Offer.SDP); err != nil {
-				return nil, err
-			}
-			return s, nil
-		},
+		NewInbound: s.newInbound(inv),
 	})
 	if err != nil {
 		cause := signalling.CauseOf(err)
@@ -252,6 +238,36 @@ func (s *session) onInvite(evt *event.Event, inv *Invite) bool {
 	s.call = call
 	s.mu.Unlock()
 	return true
+}
+
+// checkInvite refuses an invite of an unsupported call version and ignores
+// an expired one; ok is false for both. expiry is when the invite lapses.
+func (s *session) checkInvite(ctx context.Context, evt *event.Event, inv *Invite) (expiry time.Time, ok bool) {
+	if err := inv.CheckSupported(); err != nil {
+		s.refuse(ctx, signalling.CauseProtocolError, "This client uses version 0 of Matrix calls, which the gateway does not support.")
+		return time.Time{}, false
+	}
+	received := evt.Mautrix.ReceivedAt
+	if received.IsZero() {
+		received = time.Now()
+	}
+	expiry = InviteExpiry(inv.Lifetime, evt.Unsigned.Age, received)
+	if !expiry.After(time.Now()) {
+		s.log.Info().Msg("expired invite ignored")
+		return time.Time{}, false
+	}
+	return expiry, true
+}
+
+// newInbound makes the session the call's inbound leg: the WebRTC peer
+// answering the invite's offer.
+func (s *session) newInbound(inv *Invite) func(*signalling.Call) (signalling.Leg, error) {
+	return func(call *signalling.Call) (signalling.Leg, error) {
+		if err := s.startPeer(call, inv.Offer.SDP); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
 }
 
 // publicReason is what the room is told about a refusal: the policy's own
