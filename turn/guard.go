@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -30,6 +31,13 @@ type guardConn struct {
 	// client's next Allocate to another one.
 	tokensMu sync.Mutex
 	tokens   map[string]time.Time
+
+	// udp is the listener socket when it is a UDP socket: then the fast
+	// path (fastpath.go) relays ChannelData and Send indications of the
+	// allocations in fast, by client address (unmapped), before pion.
+	udp    *net.UDPConn
+	fastMu sync.RWMutex
+	fast   map[netip.AddrPort]*relayConn
 }
 
 // WriteTo sends a packet, noting reservation tokens in Allocate answers.
@@ -73,6 +81,9 @@ func (g *guardConn) knowsToken(tok []byte) bool {
 
 // ReadFrom returns the next packet pion should handle.
 func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if g.udp != nil {
+		return g.readUDP(p)
+	}
 	for {
 		n, addr, err := g.PacketConn.ReadFrom(p)
 		if err != nil && g.done != nil {
@@ -80,6 +91,25 @@ func (g *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		if err != nil || g.s.admit(g, p[:n], addr) {
 			return n, addr, err
+		}
+	}
+}
+
+// readUDP is ReadFrom on a UDP listener: data for known channel bindings
+// and permissions is relayed here without allocating; only the rest gets a
+// net.Addr and goes to pion.
+func (g *guardConn) readUDP(p []byte) (int, net.Addr, error) {
+	for {
+		n, ap, err := g.udp.ReadFromUDPAddrPort(p)
+		if err != nil {
+			return n, nil, err
+		}
+		if n < len(p) && g.relayToPeer(p[:n], unmap(ap)) {
+			continue
+		}
+		addr := net.UDPAddrFromAddrPort(ap)
+		if g.s.admit(g, p[:n], addr) {
+			return n, addr, nil
 		}
 	}
 }

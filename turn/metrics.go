@@ -13,7 +13,7 @@ type metrics struct {
 	peerRefusals  prometheus.Counter
 	s             *Server
 
-	allocations, allocationsTotal, bytes, packets, dropped *prometheus.Desc
+	allocations, allocationsTotal, bytes, packets, dropped, fast, noPerm *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -33,6 +33,8 @@ func newMetrics(s *Server) *metrics {
 		bytes:            prometheus.NewDesc("gateway_turn_relayed_bytes_total", "Payload bytes relayed, by direction (to_peer, to_client).", []string{"direction"}, nil),
 		packets:          prometheus.NewDesc("gateway_turn_relayed_packets_total", "Packets relayed, by direction (to_peer, to_client).", []string{"direction"}, nil),
 		dropped:          prometheus.NewDesc("gateway_turn_dropped_packets_total", "Packets dropped for exceeding an allocation's bandwidth cap.", nil, nil),
+		fast:             prometheus.NewDesc("gateway_turn_fast_path_packets_total", "Packets relayed by the fast path (without pion), by direction (to_peer, to_client).", []string{"direction"}, nil),
+		noPerm:           prometheus.NewDesc("gateway_turn_no_permission_packets_total", "Packets dropped because the peer had no permission.", nil, nil),
 	}
 }
 
@@ -41,7 +43,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.authFailures.Describe(ch)
 	m.quotaRefusals.Describe(ch)
 	m.peerRefusals.Describe(ch)
-	for _, d := range []*prometheus.Desc{m.allocations, m.allocationsTotal, m.bytes, m.packets, m.dropped} {
+	for _, d := range []*prometheus.Desc{m.allocations, m.allocationsTotal, m.bytes, m.packets, m.dropped, m.fast, m.noPerm} {
 		ch <- d
 	}
 }
@@ -59,6 +61,9 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(m.packets, prometheus.CounterValue, float64(t.toPeerPackets), "to_peer")
 	ch <- prometheus.MustNewConstMetric(m.packets, prometheus.CounterValue, float64(t.toClientPackets), "to_client")
 	ch <- prometheus.MustNewConstMetric(m.dropped, prometheus.CounterValue, float64(t.dropped))
+	ch <- prometheus.MustNewConstMetric(m.fast, prometheus.CounterValue, float64(t.fastToPeer), "to_peer")
+	ch <- prometheus.MustNewConstMetric(m.fast, prometheus.CounterValue, float64(t.fastToClient), "to_client")
+	ch <- prometheus.MustNewConstMetric(m.noPerm, prometheus.CounterValue, float64(t.noPermission))
 }
 
 // Stats is a snapshot of the server's counters.
@@ -69,6 +74,12 @@ type Stats struct {
 	ToPeerPackets, ToPeerBytes, ToClientPackets, ToClientBytes uint64
 	// DroppedPackets exceeded a bandwidth cap.
 	DroppedPackets uint64
+	// FastToPeerPackets and FastToClientPackets are the part of
+	// ToPeerPackets and ToClientPackets relayed by the fast path (channel
+	// bindings and Send indications handled without pion).
+	FastToPeerPackets, FastToClientPackets uint64
+	// NoPermissionPackets were dropped for want of a permission (RFC 8656 section 9).
+	NoPermissionPackets uint64
 	// AuthFailures by reason: unknown_user, expired, bad_password, wrong_realm, wrong_credentials.
 	AuthFailures map[string]int
 	// QuotaRefusals by quota: user, total.

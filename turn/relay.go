@@ -17,6 +17,7 @@ import (
 // them in relayConns that count traffic, cap bandwidth and enforce quotas.
 type relayGenerator struct {
 	s *Server
+	g *guardConn // the listener whose allocations these are
 }
 
 var _ pturn.RelayAddressGenerator = (*relayGenerator)(nil)
@@ -38,7 +39,7 @@ func (g *relayGenerator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (
 			s.track.release(user)
 			return nil, nil, err
 		}
-		return s.newRelayConn(conn, user), s.relayAddr(conn), nil
+		return s.newRelayConn(conn, user, g.g), s.relayAddr(conn), nil
 	}
 	lo, hi := s.cfg.RelayPortMin, s.cfg.RelayPortMax
 	tries := min(hi-lo+1, 64)
@@ -48,7 +49,7 @@ func (g *relayGenerator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (
 		if err != nil {
 			continue
 		}
-		return s.newRelayConn(conn, user), s.relayAddr(conn), nil
+		return s.newRelayConn(conn, user, g.g), s.relayAddr(conn), nil
 	}
 	s.track.release(user)
 	return nil, nil, ErrNoRelayPort
@@ -93,12 +94,17 @@ type relayStats struct {
 	toClientBytes              atomic.Uint64
 	_                          [48]byte
 	dropped                    atomic.Uint64
+	// fastToPeer and fastToClient count packets relayed by the fast path
+	// (fastpath.go); noPermission counts packets dropped there for want of
+	// a permission.
+	fastToPeer, fastToClient, noPermission atomic.Uint64
 }
 
 // relayConn is an allocation's relay socket.
 type relayConn struct {
 	*net.UDPConn
 	s        *Server
+	g        *guardConn // listener of the allocation; fast path only when g.udp is set
 	user     string
 	port     int
 	stats    relayStats
@@ -106,10 +112,24 @@ type relayConn struct {
 	lastAP   netip.AddrPort
 	lastAddr *net.UDPAddr
 	once     sync.Once
+
+	// fast is the allocation's data-plane state (fastpath.go), nil until
+	// pion reports the allocation and after Close; fastMu serialises its
+	// writers and guards closed.
+	fast   atomic.Pointer[fastState]
+	fastMu sync.Mutex
+	closed bool
+	rbuf   []byte // a peer's datagram at [4:], framed as ChannelData in place
 }
 
-func (s *Server) newRelayConn(conn *net.UDPConn, user string) *relayConn {
-	c := &relayConn{UDPConn: conn, s: s, user: user, port: conn.LocalAddr().(*net.UDPAddr).Port}
+// relayMTU is the largest datagram a relay socket reads, as in pion.
+const relayMTU = 1600
+
+func (s *Server) newRelayConn(conn *net.UDPConn, user string, g *guardConn) *relayConn {
+	c := &relayConn{UDPConn: conn, s: s, g: g, user: user, port: conn.LocalAddr().(*net.UDPAddr).Port}
+	if g != nil && g.udp != nil {
+		c.rbuf = make([]byte, 4+relayMTU+3)
+	}
 	if s.cfg.MaxBitrate > 0 {
 		c.out, c.in = newBucket(s.cfg.MaxBitrate), newBucket(s.cfg.MaxBitrate)
 	}
@@ -132,12 +152,27 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// ReadFrom reads a peer's packet for the client. The source address is
-// reused while the peer stays the same, so steady relaying does not allocate.
+// ReadFrom reads a peer's packet for pion. On a UDP listener's allocation,
+// packets from bound peers are relayed to the client here (fast path) and
+// packets from peers without a permission are dropped; ReadFrom returns the
+// others. The source address is reused while the peer stays the same, so
+// steady relaying does not allocate.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, ap, err := c.UDPConn.ReadFromUDPAddrPort(p)
-		if err != nil {
+		var n int
+		var ap netip.AddrPort
+		var err error
+		if c.rbuf != nil {
+			n, ap, err = c.UDPConn.ReadFromUDPAddrPort(c.rbuf[4 : 4+min(len(p), relayMTU)])
+			if err != nil {
+				return n, nil, err
+			}
+			ap = unmap(ap)
+			if c.relayToClient(n, ap) != toPion {
+				continue
+			}
+			copy(p, c.rbuf[4:4+n])
+		} else if n, ap, err = c.UDPConn.ReadFromUDPAddrPort(p); err != nil {
 			return n, nil, err
 		}
 		if c.in != nil && !c.in.take(n) {
@@ -156,6 +191,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // Close closes the socket and releases the allocation's quota. Idempotent.
 func (c *relayConn) Close() error {
+	c.forgetFast()
 	err := c.UDPConn.Close()
 	c.once.Do(func() { c.s.track.removeRelay(c) })
 	return err

@@ -44,6 +44,10 @@ type Server struct {
 
 	refusalsMu sync.Mutex
 	refusals   map[string]map[string]int
+
+	// chanTimeout and permTimeout override pion's channel binding and
+	// permission lifetimes (10 and 5 min) when set; tests only.
+	chanTimeout, permTimeout time.Duration
 }
 
 // New validates cfg, fills defaults, listens and starts serving.
@@ -127,9 +131,13 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) packetConnConfig(c net.PacketConn) pturn.PacketConnConfig {
+	g := &guardConn{PacketConn: c, s: s}
+	if u, ok := c.(*net.UDPConn); ok {
+		g.udp, g.fast = u, map[netip.AddrPort]*relayConn{}
+	}
 	return pturn.PacketConnConfig{
-		PacketConn:            &guardConn{PacketConn: c, s: s},
-		RelayAddressGenerator: &relayGenerator{s: s},
+		PacketConn:            g,
+		RelayAddressGenerator: &relayGenerator{s: s, g: g},
 		PermissionHandler:     func(_ net.Addr, ip net.IP) bool { return s.peers.allowsIP(ip) },
 	}
 }
@@ -146,9 +154,24 @@ func (s *Server) serverConfig(pcs []pturn.PacketConnConfig) pturn.ServerConfig {
 		EventHandler: pturn.EventHandler{
 			OnAllocationCreated: func(src, dst net.Addr, _, userID, _ string, relay net.Addr, _ int) {
 				s.track.allocated(src, dst, userID, relay)
+				s.onAllocationCreated(src, relay)
+			},
+			OnPermissionCreated: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+				s.onPermission(relay, peer, true)
+			},
+			OnPermissionDeleted: func(_, _ net.Addr, _, _, _ string, relay net.Addr, peer net.IP) {
+				s.onPermission(relay, peer, false)
+			},
+			OnChannelCreated: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, num uint16) {
+				s.onChannel(relay, peer, num, true)
+			},
+			OnChannelDeleted: func(_, _ net.Addr, _, _, _ string, relay, peer net.Addr, num uint16) {
+				s.onChannel(relay, peer, num, false)
 			},
 		},
 		AllocationLifetime: s.cfg.DefaultLifetime,
+		ChannelBindTimeout: s.chanTimeout,
+		PermissionTimeout:  s.permTimeout,
 	}
 }
 
@@ -270,8 +293,9 @@ func (s *Server) Stats() Stats {
 		Allocations: live, AllocationsTotal: int(created), //nolint:gosec
 		ToPeerPackets: t.toPeerPackets, ToPeerBytes: t.toPeerBytes,
 		ToClientPackets: t.toClientPackets, ToClientBytes: t.toClientBytes,
-		DroppedPackets: t.dropped,
-		AuthFailures:   map[string]int{}, QuotaRefusals: map[string]int{},
+		DroppedPackets: t.dropped, FastToPeerPackets: t.fastToPeer, FastToClientPackets: t.fastToClient,
+		NoPermissionPackets: t.noPermission,
+		AuthFailures:        map[string]int{}, QuotaRefusals: map[string]int{},
 	}
 	s.refusalsMu.Lock()
 	defer s.refusalsMu.Unlock()

@@ -22,6 +22,19 @@ type tracker struct {
 // relayTotals sums the counters of closed allocations.
 type relayTotals struct {
 	toPeerPackets, toPeerBytes, toClientPackets, toClientBytes, dropped uint64
+	fastToPeer, fastToClient, noPermission                              uint64
+}
+
+// add sums one relay's counters into r.
+func (r *relayTotals) add(st *relayStats) {
+	r.toPeerPackets += st.toPeerPackets.Load()
+	r.toPeerBytes += st.toPeerBytes.Load()
+	r.toClientPackets += st.toClientPackets.Load()
+	r.toClientBytes += st.toClientBytes.Load()
+	r.dropped += st.dropped.Load()
+	r.fastToPeer += st.fastToPeer.Load()
+	r.fastToClient += st.fastToClient.Load()
+	r.noPermission += st.noPermission.Load()
 }
 
 func newTracker(exempt []string) *tracker {
@@ -83,11 +96,14 @@ func (t *tracker) removeRelay(c *relayConn) {
 		delete(t.ownerOf, c.port)
 	}
 	t.releaseLocked(c.user)
-	t.retired.toPeerPackets += c.stats.toPeerPackets.Load()
-	t.retired.toPeerBytes += c.stats.toPeerBytes.Load()
-	t.retired.toClientPackets += c.stats.toClientPackets.Load()
-	t.retired.toClientBytes += c.stats.toClientBytes.Load()
-	t.retired.dropped += c.stats.dropped.Load()
+	t.retired.add(&c.stats)
+}
+
+// relay returns the live relay bound to port, or nil.
+func (t *tracker) relay(port int) *relayConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.relays[port]
 }
 
 // allocated records the owner of a new allocation.
@@ -119,11 +135,7 @@ func (t *tracker) totals() (relayTotals, int, uint64) {
 	defer t.mu.Unlock()
 	r := t.retired
 	for _, c := range t.relays {
-		r.toPeerPackets += c.stats.toPeerPackets.Load()
-		r.toPeerBytes += c.stats.toPeerBytes.Load()
-		r.toClientPackets += c.stats.toClientPackets.Load()
-		r.toClientBytes += c.stats.toClientBytes.Load()
-		r.dropped += c.stats.dropped.Load()
+		r.add(&c.stats)
 	}
 	return r, t.total, t.created
 }

@@ -54,5 +54,6 @@ func main() {
 	<-sig
 	st := s.Stats()
 	_ = s.Close()
-	defer fmt.Fprintf(os.Stderr, "bench: allocations made %d, relayed to peers %d, to clients %d\n", st.AllocationsTotal, st.ToPeerPackets, st.ToClientPackets)
+	defer fmt.Fprintf(os.Stderr, "bench: allocations made %d, relayed to peers %d (fast path %d), to clients %d (fast path %d)\n",
+		st.AllocationsTotal, st.ToPeerPackets, st.FastToPeerPackets, st.ToClientPackets, st.FastToClientPackets)
 }
