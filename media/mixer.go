@@ -286,7 +286,34 @@ func (m *Mixer) run() {
 	next := time.Now().Add(frame)
 	timer := time.NewTimer(frame)
 	defer timer.Stop()
+	idle := false
 	for {
+		// An empty mixer (an idle PIN lobby, a conference between calls)
+		// does not tick: no wake-ups while nobody is connected, which
+		// matters on a phone's battery.
+		if len(m.ports) == 0 && m.all == nil {
+			if !idle {
+				idle = true
+				if !timer.Stop() {
+					select {
+					case <-timer.C:
+					default:
+					}
+				}
+			}
+			select {
+			case <-m.quit:
+				return
+			case r := <-m.reqs:
+				m.handle(r)
+			}
+			continue
+		}
+		if idle {
+			idle = false
+			next = time.Now().Add(frame)
+			timer.Reset(frame)
+		}
 		select {
 		case <-m.quit:
 			return

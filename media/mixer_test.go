@@ -916,3 +916,34 @@ func TestMixerParallelOutput(t *testing.T) {
 type dropPCM struct{}
 
 func (dropPCM) WritePCM([]int16) error { return nil }
+
+// TestMixerIdleDoesNotTick: an empty mixer (an idle PIN lobby) sleeps
+// instead of waking up 50 times a second; it ticks while a port is in it
+// and stops again when the last one leaves.
+func TestMixerIdleDoesNotTick(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := NewMixer(MixerConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		time.Sleep(time.Second)
+		if n := m.Stats().Ticks; n != 0 {
+			t.Fatalf("an empty mixer ticked %d times in a second", n)
+		}
+		p := NewMixPort("p", 16000)
+		if err := m.Add(p); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second + 5*time.Millisecond)
+		if n := m.Stats().Ticks; n != 50 {
+			t.Fatalf("%d ticks in the second with a port, want 50", n)
+		}
+		m.Remove(p)
+		before := m.Stats().Ticks
+		time.Sleep(time.Second)
+		if n := m.Stats().Ticks; n != before {
+			t.Errorf("the mixer kept ticking after its last port left: %d -> %d", before, n)
+		}
+	})
+}
