@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"maunium.net/go/mautrix/event"
@@ -98,13 +99,13 @@ func (s *session) joinConference(ctx context.Context, evt *event.Event, inv *Inv
 		return false
 	}
 	call, err := s.c.cfg.Manager.Originate(ctx, signalling.OriginateRequest{
-		From:      signalling.Party{MatrixUser: string(s.caller)},
-		To:        signalling.Party{MatrixUser: string(bot), DisplayName: "conference"},
-		Deadline:  expiry,
-		Direction: signalling.DirectionConference,
-		Inbound:   true, // room members may join their room's conference; dial-out is checked per number
-		Dialer:    dialer,
-		Log:       &s.log,
+		From:       signalling.Party{MatrixUser: string(s.caller)},
+		To:         signalling.Party{MatrixUser: string(bot), DisplayName: "conference"},
+		Deadline:   expiry,
+		Direction:  signalling.DirectionConference,
+		Inbound:    true, // room members may join their room's conference; dial-out is checked per number
+		Dialer:     dialer,
+		Log:        &s.log,
 		NewInbound: s.newInbound(inv),
 	})
 	if err != nil {
@@ -132,6 +133,10 @@ func (c *Connector) handleMessage(evt *event.Event) {
 		return
 	}
 	if len(content.Body) > 512 || !conference.IsCommand(content.Body) {
+		return
+	}
+	if !c.cmdLimit.allow(evt.Sender, time.Now()) {
+		c.log.Debug().Stringer("sender", evt.Sender).Msg("conference command over the rate limit ignored")
 		return
 	}
 	c.wg.Add(1)
@@ -200,4 +205,54 @@ func firstWords(s string, n int) string {
 		f = f[:n]
 	}
 	return strings.Join(f, " ")
+}
+
+// commandLimiter bounds how many conference commands one user may send
+// (each costs two homeserver requests and a reply): a burst of 5, then one
+// every 2 s. It tracks at most maxTracked users; beyond that the oldest
+// entries are forgotten.
+type commandLimiter struct {
+	mu    sync.Mutex
+	users map[id.UserID]*cmdBucket
+}
+
+type cmdBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+const (
+	cmdBurst      = 5
+	cmdPerSecond  = 0.5
+	cmdMaxTracked = 10000
+)
+
+func (l *commandLimiter) allow(u id.UserID, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.users == nil {
+		l.users = make(map[id.UserID]*cmdBucket)
+	}
+	b := l.users[u]
+	if b == nil {
+		if len(l.users) >= cmdMaxTracked {
+			for k, v := range l.users {
+				if now.Sub(v.last) > time.Minute {
+					delete(l.users, k)
+				}
+			}
+			if len(l.users) >= cmdMaxTracked {
+				clear(l.users)
+			}
+		}
+		b = &cmdBucket{tokens: cmdBurst, last: now}
+		l.users[u] = b
+	}
+	b.tokens = min(cmdBurst, b.tokens+now.Sub(b.last).Seconds()*cmdPerSecond)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }

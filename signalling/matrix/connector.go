@@ -68,6 +68,7 @@ type Connector struct {
 	confs     *conference.Registry // nil: no conferences
 	confLevel int
 	confCC    string
+	cmdLimit  commandLimiter
 
 	mu       sync.Mutex
 	sessions map[sessionKey]callHandler

@@ -506,3 +506,25 @@ func BenchmarkParseInvite(b *testing.B) {
 		}
 	}
 }
+
+func TestCommandLimiter(t *testing.T) {
+	var l commandLimiter
+	now := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	for i := range cmdBurst {
+		if !l.allow("@a:hs", now) {
+			t.Fatalf("command %d of the burst refused", i+1)
+		}
+	}
+	if l.allow("@a:hs", now) {
+		t.Fatal("a command beyond the burst was allowed")
+	}
+	if !l.allow("@b:hs", now) {
+		t.Fatal("another user was limited by the first one's flood")
+	}
+	if !l.allow("@a:hs", now.Add(2*time.Second)) {
+		t.Fatal("no command allowed 2 s later")
+	}
+	if l.allow("@a:hs", now.Add(2*time.Second)) {
+		t.Fatal("two commands allowed 2 s after the burst")
+	}
+}

@@ -218,10 +218,10 @@ func (s *session) onInvite(evt *event.Event, inv *Invite) bool {
 		return false
 	}
 	call, err := s.c.cfg.Manager.Originate(ctx, signalling.OriginateRequest{
-		From:     signalling.Party{MatrixUser: string(s.caller), Number: s.c.cfg.CallerID(s.caller)},
-		To:       signalling.Party{Number: number, MatrixUser: string(ghost)},
-		Deadline: expiry,
-		Log:      &s.log,
+		From:       signalling.Party{MatrixUser: string(s.caller), Number: s.c.cfg.CallerID(s.caller)},
+		To:         signalling.Party{Number: number, MatrixUser: string(ghost)},
+		Deadline:   expiry,
+		Log:        &s.log,
 		NewInbound: s.newInbound(inv),
 	})
 	if err != nil {
