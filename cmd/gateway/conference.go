@@ -26,7 +26,7 @@ func newConferences(cfg *configs.Config, log zerolog.Logger, mgr *signalling.Man
 		DialIn: cc.DialIn, Rate: cc.MixRate, MaxParticipants: cc.MaxParticipants, MaxSpeakers: cc.MaxSpeakers,
 		PINDigits: cc.PINDigits, PINAttempts: cc.PINAttempts, PINTimeout: cc.PINTimeout,
 		PINFailures: cc.PINFailures, PINFailureWindow: cc.PINFailureWindow, DialOutTimeout: cc.DialOutTimeout,
-		Metrics: metrics,
+		Metrics: metrics, MatrixDialer: conn.Dialer(cfg.Inbound.RingTimeout),
 	})
 	if err != nil {
 		return nil, err

@@ -353,6 +353,51 @@ func TestE2EConference(t *testing.T) {
 		eventuallyHears(t, "bob (back)", bobCall, hzBob)
 	})
 
+	t.Run("a member asks to be called (!conf join) and answers in the direct chat", func(t *testing.T) {
+		dave := e.login("dave")
+		dave.SetAutoJoin(true)
+		if _, err := e.alice.Cli.InviteUser(ctxT(t, 10*time.Second), room, &mautrix.ReqInviteUser{UserID: dave.Cli.UserID}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := dave.Cli.JoinRoomByID(ctxT(t, 10*time.Second), room); err != nil {
+			t.Fatal(err)
+		}
+		say(t, dave, room, bot, "!conf join", "Calling "+string(dave.Cli.UserID))
+		inc, err := dave.WaitIncoming(ctxT(t, 30*time.Second))
+		if err != nil {
+			t.Fatalf("dave's client never rang: %v", err)
+		}
+		if inc.Sender != bot || inc.Room == room {
+			t.Errorf("the call comes from %s in %s, want the bot in a direct chat", inc.Sender, inc.Room)
+		}
+		call, err := inc.Answer(ctxT(t, 20*time.Second), "davephone", 2600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitParticipants(7)
+		found := false
+		for _, p := range e.gw.confs.Participants(string(room)) {
+			found = found || (p.Name == string(dave.Cli.UserID) && p.Via == "call_me")
+		}
+		if !found {
+			t.Errorf("dave is not seated as a called member: %+v", e.gw.confs.Participants(string(room)))
+		}
+		for i := 0; i < 75; i++ {
+			pcm := aliceCall.Received()
+			if len(pcm) > 8000 && media.Goertzel(pcm[len(pcm)-8000:], 8000, 2600) >= 0.03 {
+				break
+			}
+			if i == 74 {
+				t.Errorf("alice never heard dave's 2600 Hz")
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if err := call.Hangup(ctxT(t, 10*time.Second), "user_hangup"); err != nil {
+			t.Fatal(err)
+		}
+		waitParticipants(6)
+	})
+
 	t.Run("a phone whose media dies is removed and the others carry on", func(t *testing.T) {
 		phone4 := testpeers.StartBaresip(t, testpeers.BaresipOptions{Users: []string{confPhone4}, ToneHz: 2600, ToneSeconds: 120, Answer: testpeers.AnswerManual})
 		dialIn(t, e, phone4, stored.PIN+"#")

@@ -47,6 +47,7 @@ const helpText = `Conference commands:
 !conf start: give this room a conference call with a dial-in number and PIN (moderators)
 !conf stop: end the call and remove the conference from this room (moderators)
 !conf info: dial-in number, PIN and who is on the call
+!conf join: the gateway calls you (in your direct chat with it) and puts you in the conference
 !conf dial NUMBER: call a phone into the conference (moderators; the usual calling rules apply)
 !conf mute WHO / !conf unmute WHO / !conf kick WHO: WHO is a participant's number from "info", a Matrix ID or a phone number (moderators)
 To join from Matrix, call the gateway's bot in this room. Phones dial in and press the PIN, then #; in the call *6 mutes and unmutes yourself.`
@@ -99,6 +100,14 @@ func (r *Registry) Command(ctx context.Context, req CommandRequest) (reply strin
 			return "This room has no conference call. A moderator can start one with \"!conf start\".", true
 		}
 		return r.infoText(req.Room), true
+	case "join", "callme", "call-me":
+		if _, ok := r.Lookup(req.Room); !ok {
+			return "This room has no conference call. A moderator can start one with \"!conf start\".", true
+		}
+		if _, err := r.CallMember(ctx, req.Room, req.Sender.MatrixUser); err != nil {
+			return fmt.Sprintf("Could not call you: %s.", publicReason(err)), true
+		}
+		return fmt.Sprintf("Calling %s: answer in your direct chat with the gateway to join the conference.", req.Sender.MatrixUser), true
 	case "dial", "invite", "call":
 		if !moderator {
 			return needMod()

@@ -106,6 +106,11 @@ type Config struct {
 	DialOutTimeout time.Duration
 	// Metrics registers the conference metrics (nil: not registered).
 	Metrics prometheus.Registerer
+	// MatrixDialer calls a Matrix user (To.MatrixUser) from the gateway's
+	// bot: "!conf join" uses it to ring a member who cannot place a 1:1 call
+	// in a room with more than two members (Element starts a group call
+	// there). nil: "!conf join" is not available.
+	MatrixDialer signalling.Dialer
 }
 
 func (c *Config) setDefaults() {

@@ -541,3 +541,34 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestJoinByCallingTheMember: "!conf join" rings the member (a Matrix call
+// from the bot) and seats them when they answer.
+func TestJoinByCallingTheMember(t *testing.T) {
+	member := &phoneDialer{freq: 900}
+	e := newEnv(t, allowAll{}, Config{MatrixDialer: member})
+	if r := e.cmd(room, "@a:hs", 0, "!conf join"); !strings.Contains(r, "has no conference") {
+		t.Errorf("join without a conference: %q", r)
+	}
+	if _, err := e.reg.Create(context.Background(), room, "@mod:hs", ""); err != nil {
+		t.Fatal(err)
+	}
+	other := e.mustJoin(room, "@b:hs", 16000, 500)
+	if r := e.cmd(room, "@a:hs", 0, "!conf join"); !strings.Contains(r, "Calling @a:hs") {
+		t.Fatalf("join: %q", r)
+	}
+	waitFor(t, "the member seated", func() bool { return len(e.reg.Participants(room)) == 2 })
+	var seated Participant
+	for _, p := range e.reg.Participants(room) {
+		if p.Name == "@a:hs" {
+			seated = p
+		}
+	}
+	if seated.Kind != "matrix" || seated.Via != "call_me" {
+		t.Errorf("participant %+v", seated)
+	}
+	time.Sleep(600 * time.Millisecond)
+	if lvl := media.Goertzel(other.ep.heard(300*time.Millisecond), 16000, 900); lvl < 0.3 {
+		t.Errorf("the others hear the called member at %.3f", lvl)
+	}
+}

@@ -282,6 +282,33 @@ func (r *Registry) DialOut(ctx context.Context, room string, by signalling.Party
 	})
 }
 
+// CallMember rings a room member's Matrix clients from the bot (in their
+// direct chat with it) and seats them when they answer: the way into the
+// conference for clients that place group calls, not 1:1 calls, in rooms
+// with more than two members. No toll-fraud rule applies: nothing is dialled.
+func (r *Registry) CallMember(ctx context.Context, room, user string) (*signalling.Call, error) {
+	if _, ok := r.Lookup(room); !ok {
+		return nil, ErrNoConference
+	}
+	if r.cfg.MatrixDialer == nil {
+		return nil, errors.New("conference: calling members is not configured")
+	}
+	member := signalling.Party{MatrixUser: user}
+	return r.cfg.Manager.Originate(ctx, signalling.OriginateRequest{
+		From:      signalling.Party{DisplayName: "conference"},
+		To:        member,
+		Deadline:  time.Now().Add(r.cfg.DialOutTimeout),
+		Direction: signalling.DirectionConference,
+		Inbound:   true,
+		Dialer:    r.cfg.MatrixDialer,
+		NewInbound: func(c *signalling.Call) (signalling.Leg, error) {
+			p := r.newPort(member, "matrix", "call_me", room)
+			p.poster = c
+			return p, nil
+		},
+	})
+}
+
 // describeWho formats a participant for a notice.
 func describeWho(p Participant) string {
 	var b strings.Builder
