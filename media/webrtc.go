@@ -98,7 +98,7 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	}
 	// Audio only: UDP over IPv4 and IPv6; no mDNS candidates from us.
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	se.SetICEMulticastDNSMode(0)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // 0 would mean pion's default (query), not off
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return &WebRTC{api: api, cfg: cfg, mux: mux}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,9 +19,9 @@ import (
 	"github.com/matrix-gateway/gateway/internal/load"
 )
 
-// loadCmd runs the media load generator in pure-media mode (internal/load):
-// N bridged calls in this process through the real RTP endpoints over
-// loopback UDP, no signalling and no WebRTC transport.
+// loadCmd runs the media load generator (internal/load): N bridged calls in
+// this process through the real RTP endpoints, no signalling; the Matrix
+// side runs over plain UDP (pure-media mode) or the real WebRTC peer.
 func loadCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	callsFlag := fs.String("calls", "10", "comma-separated numbers of concurrent calls to run, e.g. 50,100,200")
@@ -35,14 +36,22 @@ func loadCmd(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print every run as JSON lines instead of a table")
 	rtpe := fs.String("rtpengine", "", "also run each N through an rtpengine daemon at this ng `address` (host:port), side by side")
 	rtpePID := fs.Int("rtpengine-pid", 0, "rtpengine's process ID, to measure its CPU")
+	transport := fs.String("transport", load.TransportUDP, "Matrix side transport: udp (plain UDP stand-in) or webrtc (the gateway's WebRTC peer facing pion clients: ICE, DTLS, SRTP)")
+	rtcPort := fs.Int("webrtc-udp-port", 0, "webrtc transport: one shared UDP `port` for all the gateway's WebRTC peers (ICE UDP mux); 0: sockets per peer")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to `file`")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `Usage: gateway load [--calls 50,100,200] [--duration 10s] [--reps 3] [--baseline]
+                    [--transport udp|webrtc] [--webrtc-udp-port N]
 
-Pure-media load test: N bridged calls inside this process through the gateway's
-real RTP endpoints (PCMU trunk side with RTCP; Opus side over plain UDP standing in
-for WebRTC) over loopback UDP, with a phone peer and a Matrix peer per call sending
-click trains. Reports CPU per call, loss, jitter, added one-way delay, memory,
-goroutines and sockets per call, and the codec-only ceiling measured in the same run.`)
+Media load test: N bridged calls inside this process through the gateway's real
+RTP endpoints (PCMU trunk side with RTCP; Opus side over plain UDP standing in for
+WebRTC, or with --transport webrtc over the gateway's WebRTC peer answering a pion
+client in-process: ICE over loopback, DTLS, SRTP), with a phone peer and a Matrix
+peer per call sending click trains. Reports CPU per call, loss, jitter, added one-way
+delay, memory, goroutines and sockets per call, and the codec-only ceiling measured
+in the same run. In webrtc mode the baseline runs every peer against an identical
+twin (pion client to pion client) and counts half of it, so the net CPU is the
+gateway's share including its WebRTC transport.`)
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -56,6 +65,27 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 			return 2
 		}
 		ns = append(ns, n)
+	}
+	if *transport != load.TransportUDP && *transport != load.TransportWebRTC {
+		fmt.Fprintf(stderr, "gateway load: --transport must be udp or webrtc, not %q\n", *transport)
+		return 2
+	}
+	if *rtcPort != 0 && *transport != load.TransportWebRTC {
+		fmt.Fprintln(stderr, "gateway load: --webrtc-udp-port needs --transport webrtc")
+		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "gateway load: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "gateway load: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *reps < 1 {
 		fmt.Fprintln(stderr, "gateway load: --reps must be at least 1")
@@ -81,7 +111,7 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 		fmt.Fprintf(stdout, "codec-only ceiling: %.1f us per call-frame (both directions), %.0f calls/core (median of %d)\n",
 			float64(ceilPerFrame)/1e3, float64(20*time.Millisecond)/float64(ceilPerFrame), len(ceil))
 	}
-	fmt.Fprintf(stderr, "gateway load: GOMAXPROCS=%d, %d CPUs\n", runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintf(stderr, "gateway load: GOMAXPROCS=%d, %d CPUs, transport %s\n", runtime.GOMAXPROCS(0), runtime.NumCPU(), *transport)
 
 	type summary struct {
 		n            int
@@ -93,7 +123,7 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 		s := summary{n: n}
 		for rep := range *reps {
 			cfg := load.Config{Calls: n, Duration: *duration, Warmup: *warmup, OpusComplexity: *complexity,
-				OpusBitrate: *bitrate, Probes: *probes}
+				OpusBitrate: *bitrate, Probes: *probes, Transport: *transport, WebRTCUDPPort: *rtcPort}
 			res, err := load.Run(ctx, cfg)
 			if err != nil {
 				fmt.Fprintf(stderr, "gateway load: %d calls: %v\n", n, err)
@@ -113,6 +143,7 @@ goroutines and sockets per call, and the codec-only ceiling measured in the same
 			var rr *load.Result
 			if *rtpe != "" {
 				cfg.Baseline, cfg.RTPEngine, cfg.RTPEnginePID = false, *rtpe, *rtpePID
+				cfg.Transport, cfg.WebRTCUDPPort = load.TransportUDP, 0
 				if rr, err = load.Run(ctx, cfg); err != nil {
 					fmt.Fprintf(stderr, "gateway load: rtpengine %d calls: %v\n", n, err)
 					return 1
@@ -196,8 +227,14 @@ func printRun(w io.Writer, rep int, r, b *load.Result) {
 		r.Calls, rep, 100*r.CPUPerCall, r.ToPhone.Lost, r.ToMatrix.Lost, r.GatewayLost, r.GatewayConcealed,
 		ms(r.ToPhone.DelayP50), ms(r.ToPhone.DelayP99), r.ToPhone.Clicks, ms(r.ToMatrix.DelayP50), ms(r.ToMatrix.DelayP99), r.ToMatrix.Clicks,
 		ms(r.ToPhone.JitterMean), ms(r.ToMatrix.JitterMean), r.RSSPerCall/1024, r.HeapPerCall/1024, r.GoroutinesPerCall, r.SocketsPerCall)
+	if r.Transport == load.TransportWebRTC {
+		fmt.Fprintf(w, " ice_connected=%d/%d", r.ICEConnected, r.Calls)
+	}
 	if b != nil {
 		fmt.Fprintf(w, " | baseline cpu/call=%.2f%% loss %d/%d", 100*b.CPUPerCall, b.ToPhone.Lost, b.ToMatrix.Lost)
+		if b.Twins {
+			fmt.Fprintf(w, " (twins: half of %.2f%%, ice_connected=%d/%d)", 200*b.CPUPerCall, b.ICEConnected, b.Calls)
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -117,7 +117,8 @@ func (d *detector) feed(pcm []int16) (int, bool) {
 // from the pacer goroutine and receives on its own goroutine.
 type peer struct {
 	kind   int
-	conn   *net.UDPConn
+	conn   *net.UDPConn // nil for a WebRTC peer
+	rtc    *rtcConn     // the WebRTC transport of a Matrix peer in webrtc mode
 	dst    netip.AddrPort
 	far    *peer // the peer whose clicks arrive here
 	trains *trains
@@ -138,7 +139,8 @@ type peer struct {
 	mu    sync.Mutex
 	delay []time.Duration
 
-	done chan struct{}
+	started bool
+	done    chan struct{}
 }
 
 func newPeer(kind int, t *trains, probe bool) (*peer, error) {
@@ -167,10 +169,20 @@ func newPeer(kind int, t *trains, probe bool) (*peer, error) {
 
 func (p *peer) addr() netip.AddrPort { return p.conn.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-func (p *peer) start() { go p.receive() }
+func (p *peer) start() {
+	p.started = true
+	go p.receive()
+}
 
 func (p *peer) close() {
-	_ = p.conn.Close()
+	if p.rtc != nil {
+		p.rtc.close()
+	} else {
+		_ = p.conn.Close()
+	}
+	if !p.started {
+		return
+	}
 	select {
 	case <-p.done:
 	case <-time.After(2 * time.Second):
@@ -196,7 +208,13 @@ func (p *peer) send() {
 	if p.frame == 0 {
 		p.lastClick.Store(now())
 	}
-	if _, err := p.conn.WriteToUDPAddrPort(b[:n], p.dst); err == nil {
+	var err error
+	if p.rtc != nil {
+		_, err = p.rtc.track.Write(b[:n])
+	} else {
+		_, err = p.conn.WriteToUDPAddrPort(b[:n], p.dst)
+	}
+	if err == nil {
 		p.sent.Add(1)
 	}
 	p.seq++
@@ -208,8 +226,21 @@ func (p *peer) send() {
 func (p *peer) receive() {
 	defer close(p.done)
 	var buf [media.MaxPacketSize]byte
+	var read func([]byte) (int, error)
+	if p.rtc == nil {
+		read = p.conn.Read
+	} else {
+		t, ok := p.rtc.remoteTrack()
+		if !ok {
+			return
+		}
+		read = func(b []byte) (int, error) {
+			n, _, err := t.Read(b)
+			return n, err
+		}
+	}
 	for {
-		n, err := p.conn.Read(buf[:])
+		n, err := read(buf[:])
 		if err != nil {
 			return
 		}
@@ -217,13 +248,20 @@ func (p *peer) receive() {
 		if n < 12 || buf[0]>>6 != 2 || buf[1]&0x7F >= 72 && buf[1]&0x7F <= 79 {
 			continue // not RTP (the gateway's RTCP goes to the port above)
 		}
+		off := 12 + 4*int(buf[0]&0x0F)
+		if buf[0]&0x10 != 0 && n >= off+4 {
+			off += 4 + 4*int(binary.BigEndian.Uint16(buf[off+2:]))
+		}
+		if off > n {
+			continue
+		}
 		seq := binary.BigEndian.Uint16(buf[2:])
 		ts := binary.BigEndian.Uint32(buf[4:])
 		ssrc := binary.BigEndian.Uint32(buf[8:])
 		p.rx.Update(ssrc, seq, ts, at)
 		p.received.Add(1)
 		if p.probe {
-			p.findClick(buf[12:n], at)
+			p.findClick(buf[off:n], at)
 		}
 	}
 }
@@ -304,6 +342,10 @@ func (p *pacer) run() {
 		for _, c := range p.slots[tick%media.FrameMillis] {
 			c.phone.send()
 			c.web.send()
+			if c.phoneTwin != nil {
+				c.phoneTwin.send()
+				c.webTwin.send()
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"maunium.net/go/mautrix/event"
@@ -166,7 +167,7 @@ func testAPI() *webrtc.API {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetICEMulticastDNSMode(0)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // 0 would mean pion's default (query), not off
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	// RTCP sender and receiver reports, as browsers send them, so the
 	// gateway can measure the round trip to the Matrix side.
