@@ -246,11 +246,11 @@ func (g *guardConn) relayToPeer(b []byte, client netip.AddrPort) bool {
 		c.stats.dropped.Add(1)
 		return true
 	}
-	n, err := c.UDPConn.WriteToUDPAddrPort(data, peer)
-	if err == nil {
-		c.stats.toPeerPackets.Add(1)
-		c.stats.toPeerBytes.Add(uint64(n)) //nolint:gosec
-		c.stats.fastToPeer.Add(1)
+	// Counted before sending, so the counters are up to date by the time
+	// an answer to the packet can come back; a failed send is taken back.
+	c.stats.countToPeer(len(data), 1)
+	if _, err := c.sendTo(data, peer); err != nil {
+		c.stats.countToPeer(-len(data), -1)
 	}
 	return true
 }
@@ -342,10 +342,24 @@ func (c *relayConn) relayToClient(n int, peer netip.AddrPort) int {
 		buf[end] = 0
 		end++
 	}
-	if _, err := c.g.udp.WriteToUDPAddrPort(buf[:end], st.client); err == nil {
-		c.stats.toClientPackets.Add(1)
-		c.stats.toClientBytes.Add(uint64(n)) //nolint:gosec
-		c.stats.fastToClient.Add(1)
+	c.stats.countToClient(n, 1) // before sending, as in relayToPeer
+	if _, err := c.g.udp.WriteToUDPAddrPort(buf[:end], st.client); err != nil {
+		c.stats.countToClient(-n, -1)
 	}
 	return relayed
+}
+
+// countToPeer adds packets (1, or -1 to take a failed send back) and their
+// bytes to the fast path's client -> peer counters.
+func (st *relayStats) countToPeer(bytes, packets int) {
+	st.toPeerPackets.Add(uint64(packets)) //nolint:gosec // two's complement subtracts
+	st.toPeerBytes.Add(uint64(bytes))     //nolint:gosec
+	st.fastToPeer.Add(uint64(packets))    //nolint:gosec
+}
+
+// countToClient is countToPeer for peer -> client.
+func (st *relayStats) countToClient(bytes, packets int) {
+	st.toClientPackets.Add(uint64(packets)) //nolint:gosec
+	st.toClientBytes.Add(uint64(bytes))     //nolint:gosec
+	st.fastToClient.Add(uint64(packets))    //nolint:gosec
 }

@@ -32,27 +32,52 @@ func (g *relayGenerator) AllocatePacketConn(conf pturn.AllocateListenerConfig) (
 	if !s.track.reserve(user, s.cfg.UserQuota, s.cfg.TotalQuota) {
 		return nil, nil, fmt.Errorf("turn: quota reached for %s", user)
 	}
-	ip := s.cfg.RelayIP
 	if conf.RequestedPort != 0 {
-		conn, err := s.bindRelay(conf.Network, ip, conf.RequestedPort)
+		c, err := s.openRelay(conf.Network, conf.RequestedPort, user, g.g)
 		if err != nil {
 			s.track.release(user)
 			return nil, nil, err
 		}
-		return s.newRelayConn(conn, user, g.g), s.relayAddr(conn), nil
+		return c, s.relayAddr(c.port), nil
 	}
 	lo, hi := s.cfg.RelayPortMin, s.cfg.RelayPortMax
 	tries := min(hi-lo+1, 64)
 	for range tries {
 		port := lo + rand.IntN(hi-lo+1) //nolint:gosec // port choice needs no crypto
-		conn, err := s.bindRelay(conf.Network, ip, port)
+		c, err := s.openRelay(conf.Network, port, user, g.g)
 		if err != nil {
 			continue
 		}
-		return s.newRelayConn(conn, user, g.g), s.relayAddr(conn), nil
+		return c, s.relayAddr(c.port), nil
 	}
 	s.track.release(user)
 	return nil, nil, ErrNoRelayPort
+}
+
+// openRelay binds a relay socket on port: a raw socket served by the epoll
+// loop for an allocation of a UDP listener when the loop runs, a
+// net.UDPConn read by pion's goroutine otherwise.
+func (s *Server) openRelay(network string, port int, user string, g *guardConn) (*relayConn, error) {
+	if s.loop != nil && g != nil && g.udp != nil {
+		raw, err := openRawSock(network, s.cfg.RelayIP, port, s.cfg.RelayReadBuffer)
+		if err != nil {
+			return nil, err
+		}
+		c := s.newRelayConn(nil, raw, user, g)
+		if err := s.loop.add(c); err != nil {
+			_ = raw.close()
+			return nil, err
+		}
+		s.track.addRelay(c)
+		return c, nil
+	}
+	conn, err := s.bindRelay(network, s.cfg.RelayIP, port)
+	if err != nil {
+		return nil, err
+	}
+	c := s.newRelayConn(conn, nil, user, g)
+	s.track.addRelay(c)
+	return c, nil
 }
 
 // AllocateListener refuses TCP relays (RFC 6062): browsers do not use them.
@@ -78,10 +103,9 @@ func (s *Server) bindRelay(network string, ip netip.Addr, port int) (*net.UDPCon
 	return conn, nil
 }
 
-// relayAddr is the relayed transport address announced for conn: the
-// external (1:1 NAT) address with the socket's port.
-func (s *Server) relayAddr(conn *net.UDPConn) net.Addr {
-	port := conn.LocalAddr().(*net.UDPAddr).Port
+// relayAddr is the relayed transport address announced for a relay on
+// port: the external (1:1 NAT) address with that port.
+func (s *Server) relayAddr(port int) net.Addr {
 	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.ExternalIP, uint16(port))) //nolint:gosec
 }
 
@@ -100,9 +124,14 @@ type relayStats struct {
 	fastToPeer, fastToClient, noPermission atomic.Uint64
 }
 
-// relayConn is an allocation's relay socket.
+// relayConn is an allocation's relay socket: a net.UDPConn that pion's
+// goroutine reads (TCP/TLS listeners, other systems), or a raw socket that
+// the server's epoll loop reads (epoll_linux.go), handing pion only what
+// the fast path leaves to it through slow.
 type relayConn struct {
-	*net.UDPConn
+	udp      *net.UDPConn // nil when raw
+	raw      *rawSock     // nil when udp
+	local    *net.UDPAddr
 	s        *Server
 	g        *guardConn // listener of the allocation; fast path only when g.udp is set
 	user     string
@@ -120,20 +149,47 @@ type relayConn struct {
 	fastMu sync.Mutex
 	closed bool
 	rbuf   []byte // a peer's datagram at [4:], framed as ChannelData in place
+
+	// The epoll path: loopID is the relay's ID in the loop; slow carries
+	// the datagrams pion must see (Data indications) to ReadFrom, which
+	// returns their buffers to free; nbufs counts buffers made (loop only);
+	// done is closed by Close.
+	loopID     int32
+	slow, free chan *slowBuf
+	nbufs      int
+	done       chan struct{}
+	doneOnce   sync.Once
 }
+
+// slowBuf is a datagram on its way from the epoll loop to pion.
+type slowBuf struct {
+	n    int
+	from netip.AddrPort
+	data [relayMTU]byte
+}
+
+// slowBufs is the number of datagrams a relay queues for pion at most;
+// more are dropped until pion catches up.
+const slowBufs = 8
 
 // relayMTU is the largest datagram a relay socket reads, as in pion.
 const relayMTU = 1600
 
-func (s *Server) newRelayConn(conn *net.UDPConn, user string, g *guardConn) *relayConn {
-	c := &relayConn{UDPConn: conn, s: s, g: g, user: user, port: conn.LocalAddr().(*net.UDPAddr).Port}
+func (s *Server) newRelayConn(conn *net.UDPConn, raw *rawSock, user string, g *guardConn) *relayConn {
+	c := &relayConn{udp: conn, raw: raw, s: s, g: g, user: user}
+	if raw != nil {
+		c.local = raw.local
+		c.slow, c.free, c.done = make(chan *slowBuf, slowBufs), make(chan *slowBuf, slowBufs), make(chan struct{})
+	} else {
+		c.local = conn.LocalAddr().(*net.UDPAddr)
+	}
+	c.port = c.local.Port
 	if g != nil && g.udp != nil {
 		c.rbuf = make([]byte, 4+relayMTU+3)
 	}
 	if s.cfg.MaxBitrate > 0 {
 		c.out, c.in = newBucket(s.cfg.MaxBitrate), newBucket(s.cfg.MaxBitrate)
 	}
-	s.track.addRelay(c)
 	return c
 }
 
@@ -144,7 +200,17 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		c.stats.dropped.Add(1)
 		return len(p), nil
 	}
-	n, err := c.UDPConn.WriteTo(p, addr)
+	var n int
+	var err error
+	if c.raw != nil {
+		ap, ok := udpAddrPort(addr)
+		if !ok {
+			return 0, fmt.Errorf("turn: relay to %v: not a UDP address", addr)
+		}
+		n, err = c.raw.sendTo(p, ap)
+	} else {
+		n, err = c.udp.WriteTo(p, addr)
+	}
 	if err == nil {
 		c.stats.toPeerPackets.Add(1)
 		c.stats.toPeerBytes.Add(uint64(n)) //nolint:gosec
@@ -152,9 +218,11 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
-// ReadFrom reads a peer's packet for pion. On a UDP listener's allocation,
-// packets from bound peers are relayed to the client here (fast path) and
-// packets from peers without a permission are dropped; ReadFrom returns the
+// ReadFrom reads a peer's packet for pion. On a raw socket it waits for
+// what the epoll loop leaves to pion (toSlow) and returns net.ErrClosed
+// after Close. On a UDP listener's allocation with a net.UDPConn, packets
+// from bound peers are relayed to the client here (fast path) and packets
+// from peers without a permission are dropped; ReadFrom returns the
 // others. The source address is reused while the peer stays the same, so
 // steady relaying does not allocate.
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
@@ -162,8 +230,16 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		var n int
 		var ap netip.AddrPort
 		var err error
-		if c.rbuf != nil {
-			n, ap, err = c.UDPConn.ReadFromUDPAddrPort(c.rbuf[4 : 4+min(len(p), relayMTU)])
+		if c.raw != nil {
+			select {
+			case b := <-c.slow:
+				n, ap = copy(p, b.data[:b.n]), b.from
+				c.free <- b // never blocks: at most slowBufs exist
+			case <-c.done:
+				return 0, nil, net.ErrClosed
+			}
+		} else if c.rbuf != nil {
+			n, ap, err = c.udp.ReadFromUDPAddrPort(c.rbuf[4 : 4+min(len(p), relayMTU)])
 			if err != nil {
 				return n, nil, err
 			}
@@ -172,7 +248,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				continue
 			}
 			copy(p, c.rbuf[4:4+n])
-		} else if n, ap, err = c.UDPConn.ReadFromUDPAddrPort(p); err != nil {
+		} else if n, ap, err = c.udp.ReadFromUDPAddrPort(p); err != nil {
 			return n, nil, err
 		}
 		if c.in != nil && !c.in.take(n) {
@@ -189,10 +265,73 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	}
 }
 
-// Close closes the socket and releases the allocation's quota. Idempotent.
+// toSlow queues a datagram of n bytes at c.rbuf[4:] from peer for pion
+// (ReadFrom); dropped when pion is slot-full behind. Epoll loop only.
+func (c *relayConn) toSlow(n int, peer netip.AddrPort) {
+	var b *slowBuf
+	select {
+	case b = <-c.free:
+	default:
+		if c.nbufs == slowBufs {
+			c.stats.dropped.Add(1)
+			return
+		}
+		c.nbufs++
+		b = new(slowBuf)
+	}
+	b.n, b.from = copy(b.data[:], c.rbuf[4:4+n]), peer
+	c.slow <- b // never blocks: at most slowBufs exist
+}
+
+// sendTo sends a client's payload to peer (fast path).
+func (c *relayConn) sendTo(b []byte, peer netip.AddrPort) (int, error) {
+	if c.raw != nil {
+		return c.raw.sendTo(b, peer)
+	}
+	return c.udp.WriteToUDPAddrPort(b, peer)
+}
+
+// LocalAddr is the relay socket's local address.
+func (c *relayConn) LocalAddr() net.Addr { return c.local }
+
+// SetDeadline sets the socket's deadlines; raw sockets have none (pion
+// sets none on relay sockets).
+func (c *relayConn) SetDeadline(t time.Time) error {
+	if c.raw != nil {
+		return nil
+	}
+	return c.udp.SetDeadline(t)
+}
+
+// SetReadDeadline is SetDeadline for reads.
+func (c *relayConn) SetReadDeadline(t time.Time) error {
+	if c.raw != nil {
+		return nil
+	}
+	return c.udp.SetReadDeadline(t)
+}
+
+// SetWriteDeadline is SetDeadline for writes.
+func (c *relayConn) SetWriteDeadline(t time.Time) error {
+	if c.raw != nil {
+		return nil
+	}
+	return c.udp.SetWriteDeadline(t)
+}
+
+// Close closes the socket and releases the allocation's quota. Idempotent:
+// a raw socket leaves the epoll loop, then is closed exactly once, and
+// ReadFrom returns net.ErrClosed.
 func (c *relayConn) Close() error {
 	c.forgetFast()
-	err := c.UDPConn.Close()
+	var err error
+	if c.raw != nil {
+		c.s.loop.remove(c)
+		err = c.raw.close()
+		c.doneOnce.Do(func() { close(c.done) })
+	} else {
+		err = c.udp.Close()
+	}
 	c.once.Do(func() { c.s.track.removeRelay(c) })
 	return err
 }

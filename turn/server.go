@@ -31,6 +31,7 @@ type Server struct {
 	log     logging.LoggerFactory
 
 	udp     *pturn.Server
+	loop    *epollLoop // reads the relay sockets of UDP allocations; nil = pion's goroutines do
 	udpAddr netip.AddrPort
 	tcpLn   net.Listener
 	tlsLn   net.Listener
@@ -48,6 +49,9 @@ type Server struct {
 	// chanTimeout and permTimeout override pion's channel binding and
 	// permission lifetimes (10 and 5 min) when set; tests only.
 	chanTimeout, permTimeout time.Duration
+	// goroutineRelays keeps relay sockets on pion's per-allocation read
+	// goroutines even where the epoll loop exists; tests only.
+	goroutineRelays bool
 }
 
 // New validates cfg, fills defaults, listens and starts serving.
@@ -98,6 +102,14 @@ func (s *Server) listen() error {
 		return fmt.Errorf("turn: listen udp: %w", err)
 	}
 	s.udpAddr = conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
+	if rawRelays && !s.goroutineRelays {
+		if s.loop, err = newEpollLoop(); err != nil {
+			for _, c := range conns {
+				_ = c.Close()
+			}
+			return err
+		}
+	}
 	pcs := make([]pturn.PacketConnConfig, len(conns))
 	for i, c := range conns {
 		pcs[i] = s.packetConnConfig(c)
@@ -242,6 +254,9 @@ func (s *Server) Close() error {
 		}
 		if s.udp != nil {
 			errs = append(errs, s.udp.Close())
+		}
+		if s.loop != nil {
+			s.loop.close()
 		}
 		s.wg.Wait()
 		s.closeErr = errors.Join(errs...)
