@@ -11,7 +11,8 @@
 #   Load  LADDER allocation counts, same traffic; the largest count with zero loss (the server is
 #         restarted for every run).
 # Usage: scripts/bench-turn.sh          (env: MSGS LEN INTERVAL CPU_ALLOCS REPS LADDER LISTENERS
-#                                        SERVER_CPU LOAD_CPU SERVERS="embedded coturn")
+#                                        SERVER_CPU LOAD_CPU SERVERS="embedded coturn"
+#                                        EPOLL=1: the embedded server's experimental epoll relay loop)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MSGS=${MSGS:-500} LEN=${LEN:-172} INTERVAL=${INTERVAL:-20} CPU_ALLOCS=${CPU_ALLOCS:-400} REPS=${REPS:-3}
@@ -35,7 +36,7 @@ start_server() { # $1 = embedded|coturn; sets spid
 	case "$1" in
 	embedded)
 		taskset -c "$SERVER_CPU" "$work/turnbench" -listen 127.0.0.1 -port "$port" -secret "$secret" \
-			-listeners "$LISTENERS" -relay-min 61000 -relay-max 65535 >>"$work/embedded.log" 2>&1 &
+			-listeners "$LISTENERS" -relay-min 61000 -relay-max 65535 ${EPOLL:+-epoll} >>"$work/embedded.log" 2>&1 &
 		;;
 	coturn)
 		taskset -c "$SERVER_CPU" turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \

@@ -29,7 +29,7 @@ func openFDs(t *testing.T) int {
 // the epoll loop and are closed when the client deallocates (Refresh with
 // LIFETIME 0) and when the allocation expires.
 func TestRelaySocketsClosedOnDeallocationAndExpiry(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	if s.loop == nil {
 		t.Fatal("no epoll loop on Linux")
 	}
@@ -78,7 +78,7 @@ func TestRelaySocketsClosedOnDeallocationAndExpiry(t *testing.T) {
 // once, pion's ReadFrom returns net.ErrClosed (so pion drops the
 // allocation), later sends fail.
 func TestRawRelayCloseIsIdempotentAndEndsReadFrom(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	_, peerAddr := udpPeer(t)
 	_, relay := boundClient(t, s, peerAddr)
 	rc := relayOf(t, s, relay)
@@ -103,7 +103,7 @@ func TestRawRelayCloseIsIdempotentAndEndsReadFrom(t *testing.T) {
 // TestRawRelayWriteToReachesPeer: pion's writes (Data for Send indications
 // it handles itself) leave from the relayed address.
 func TestRawRelayWriteToReachesPeer(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	peer, peerAddr := udpPeer(t)
 	_, relay := boundClient(t, s, peerAddr)
 	rc := relayOf(t, s, relay)
@@ -120,7 +120,7 @@ func TestRawRelayWriteToReachesPeer(t *testing.T) {
 // reaches the client as pion's Data indications, many more than the slow
 // queue holds, one after the other, in order and intact.
 func TestDataIndicationsThroughEpollLoop(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	peer, peerAddr := udpPeer(t)
 	c := restClient(t, s, "s3cret", "@alice:gw.test", time.Hour)
 	relay, code := c.allocate()
@@ -171,7 +171,7 @@ func TestEpollLoopServesManyAllocationsWithoutLoss(t *testing.T) {
 }
 
 func testManyAllocations(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	peer, peerAddr := udpPeer(t)
 	_ = peer.SetReadBuffer(4 << 20)
 	const allocs, burst = 100, 10
@@ -233,7 +233,7 @@ func testManyAllocations(t *testing.T) {
 // -> epoll loop -> client, client -> listener -> raw socket -> peer) and
 // counts the process's allocations per round trip.
 func TestEpollRelayZeroAllocationsPerPacket(t *testing.T) {
-	s := startServer(t, testConfig())
+	s := startServer(t, epollConfig())
 	peer, peerAddr := udpPeer(t)
 	c, relay := boundClient(t, s, peerAddr)
 	if rc := relayOf(t, s, relay); rc.raw == nil {
@@ -266,4 +266,11 @@ func TestEpollRelayZeroAllocationsPerPacket(t *testing.T) {
 	if st := s.Stats(); st.FastToClientPackets != runs+1 || st.FastToPeerPackets != runs+1 {
 		t.Errorf("stats %+v, want %d fast packets each way", st, runs+1)
 	}
+}
+
+// epollConfig is testConfig with the epoll relay loop on.
+func epollConfig() Config {
+	c := testConfig()
+	c.EpollRelays = true
+	return c
 }

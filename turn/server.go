@@ -102,7 +102,7 @@ func (s *Server) listen() error {
 		return fmt.Errorf("turn: listen udp: %w", err)
 	}
 	s.udpAddr = conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
-	if rawRelays && !s.goroutineRelays {
+	if rawRelays && s.cfg.EpollRelays && !s.goroutineRelays {
 		if s.loop, err = newEpollLoop(); err != nil {
 			for _, c := range conns {
 				_ = c.Close()
