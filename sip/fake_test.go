@@ -147,6 +147,8 @@ type fakeTrunk struct {
 	// handlers counts running INVITE handlers; cleanup waits for them so
 	// that none reports after its test has ended.
 	handlers sync.WaitGroup
+	mu       sync.Mutex
+	closed   bool // set by cleanup; handlers arriving later do nothing
 }
 
 func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
@@ -182,7 +184,9 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 		stop:    make(chan struct{}),
 	}
 	srv.OnInvite(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		ft.handlers.Add(1)
+		if !ft.enter() {
+			return
+		}
 		defer ft.handlers.Done()
 		ft.invites <- req.Clone()
 		tx.OnCancel(func(r *sipgosip.Request) { ft.cancels <- r.Clone() })
@@ -195,13 +199,17 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 		ft.handle(ft, d, req, tx)
 	})
 	srv.OnAck(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		ft.handlers.Add(1)
+		if !ft.enter() {
+			return
+		}
 		defer ft.handlers.Done()
 		ft.acks <- req.Clone()
 		_ = ft.dc.ReadAck(req, tx)
 	})
 	srv.OnBye(func(req *sipgosip.Request, tx sipgosip.ServerTransaction) {
-		ft.handlers.Add(1)
+		if !ft.enter() {
+			return
+		}
 		defer ft.handlers.Done()
 		ft.byes <- req.Clone()
 		if err := ft.dc.ReadBye(req, tx); err != nil {
@@ -213,6 +221,9 @@ func newFakeTrunk(t *testing.T, handle inviteHandler) *fakeTrunk {
 	go func() { defer wg.Done(); _ = srv.ServeUDP(pc) }()
 	go func() { defer wg.Done(); _ = srv.ServeTCP(ln) }()
 	t.Cleanup(func() {
+		ft.mu.Lock()
+		ft.closed = true // no handler starts after this: WaitGroup.Add must not race with Wait
+		ft.mu.Unlock()
 		close(ft.stop)
 		_ = pc.Close()
 		_ = ln.Close()
@@ -323,4 +334,15 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func newTestLogger(w interface{ Write([]byte) (int, error) }) zerolog.Logger {
 	return zerolog.New(&lockedWriter{w: w}).Level(zerolog.DebugLevel)
+}
+
+// enter counts a handler in, unless the trunk is shutting down.
+func (ft *fakeTrunk) enter() bool {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	if ft.closed {
+		return false
+	}
+	ft.handlers.Add(1)
+	return true
 }

@@ -91,7 +91,7 @@ func TestLoadWebRTC(t *testing.T) {
 			}
 			if tc.port == 0 {
 				perPeerSockets = res.SocketsPerCall
-			} else if res.SocketsPerCall > perPeerSockets-1 || res.SocketsPerCall > 3.5 {
+			} else if res.SocketsPerCall >= perPeerSockets || res.SocketsPerCall > 3.5 {
 				// With the mux a call holds the trunk's RTP and RTCP sockets and at most
 				// part of the shared port's: no per-call ICE or mDNS sockets.
 				t.Errorf("udp mux: %.2f sockets per call, %.2f without", res.SocketsPerCall, perPeerSockets)
