@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,24 +51,13 @@ func hearsOthers(pcm []int16, rate int, own float64, skip ...float64) (bool, str
 		lvl := media.Goertzel(pcm, rate, f)
 		fmt.Fprintf(&b, "%v Hz %.3f; ", f, lvl)
 		switch {
-		case f == own:
-			ok = ok && lvl <= 0.01
-		case contains(skip, f):
+		case f == own || slices.Contains(skip, f):
 			ok = ok && lvl <= 0.01
 		default:
 			ok = ok && lvl >= 0.03
 		}
 	}
 	return ok, b.String()
-}
-
-func contains(list []float64, f float64) bool {
-	for _, x := range list {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // eventuallyHears polls a Matrix client's received audio (8 kHz) until its

@@ -368,8 +368,8 @@ func (r *Registry) Remove(ctx context.Context, room, why string) error {
 	return nil
 }
 
-// live returns room's running conference, starting it (its mixer) when
-// nobody is on the call yet.
+// liveConf returns room's running conference, starting it (its mixer)
+// when nobody is on the call yet.
 func (r *Registry) liveConf(room string) (*conf, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
