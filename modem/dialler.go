@@ -290,8 +290,8 @@ func (c *dcall) Post(ev signalling.Event) {
 		c.setState(StateRinging, "")
 	case signalling.EventAnswered:
 		c.setState(StateActive, "")
-		if c.d.cfg.LocalAudio.Enabled() {
-			go c.bridgeLocal()
+		if c.d.cfg.LocalAudio.Enabled() && ev.Leg != nil {
+			go c.bridgeLocal(ev.Leg)
 		}
 	case signalling.EventDTMF:
 		c.d.emit("DtmfReceived", c.id, string(ev.Digit))
@@ -320,21 +320,16 @@ func (c *dcall) release(leg signalling.Leg, cause signalling.Cause) {
 	leg.Hangup(ctx, cause)
 }
 
-// bridgeLocal connects an answered IP call to the phone's microphone and
+// bridgeLocal connects an answered IP call (leg, the one that posted the
+// answer: the call's leg, or the fallback router's leg standing for it) to the phone's microphone and
 // speaker. A GSM call is left alone: the phone's audio stack carries it. A
 // device that cannot be opened ends the call (media_failed) rather than
 // leaving the user in silence.
-func (c *dcall) bridgeLocal() {
+func (c *dcall) bridgeLocal(leg signalling.Leg) {
 	c.mu.Lock()
-	leg, ended := c.leg, c.ended
+	ended := c.ended
 	c.mu.Unlock()
-	for i := 0; leg == nil && !ended && i < 100; i++ { // Post can run before Dial stored the leg
-		time.Sleep(10 * time.Millisecond)
-		c.mu.Lock()
-		leg, ended = c.leg, c.ended
-		c.mu.Unlock()
-	}
-	if leg == nil || ended {
+	if ended {
 		return
 	}
 	cur := signalling.CurrentLeg(leg)
