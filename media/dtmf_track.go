@@ -173,15 +173,15 @@ const (
 // normaliseRemote rewrites a packet read from the remote track in place:
 // Opus to OpusPayloadType, telephone-event to WebRTCEventPayloadType with
 // durations in DTMFEventClock units. kinds caches the classification of
-// each payload type; codec returns the remote track's current codec.
-func normaliseRemote(pkt []byte, kinds *[128]ptKind, codec func() webrtc.RTPCodecParameters) {
+// each payload type; codec returns the negotiated codec of a payload type.
+func normaliseRemote(pkt []byte, kinds *[128]ptKind, codec func(pt uint8) webrtc.RTPCodecParameters) {
 	if len(pkt) < rtpHeaderLen {
 		return
 	}
 	pt := pkt[1] & 0x7F
 	k := kinds[pt]
 	if k == ptUnknown {
-		c := codec()
+		c := codec(pt)
 		switch {
 		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus):
 			k = ptOpus

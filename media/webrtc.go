@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -39,9 +40,10 @@ type WebRTCConfig struct {
 // WebRTC builds peer connections for audio-only calls: Opus and telephone-event, RTCP
 // reports but no video-oriented interceptors (NACK, TWCC, simulcast).
 type WebRTC struct {
-	api *webrtc.API
-	cfg WebRTCConfig
-	mux *ice.MultiUDPMuxDefault // nil without UDPPort
+	api    *webrtc.API
+	cfg    WebRTCConfig
+	mux    *ice.MultiUDPMuxDefault // nil without UDPPort
+	routes *routeTable             // the fast receive path's routes; nil without UDPPort
 }
 
 // Close releases the shared UDP port; peers must be closed first. It is
@@ -71,19 +73,25 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	var mux *ice.MultiUDPMuxDefault
+	var routes *routeTable
 	if cfg.UDPPort != 0 {
 		rb := cfg.ReadBuffer
 		if rb == 0 {
 			rb = 4 << 20
 		}
+		std, err := stdnet.NewNet()
+		if err != nil {
+			return nil, fmt.Errorf("media: network: %w", err)
+		}
+		routes = &routeTable{}
 		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithNet(&fastNet{Net: std, routes: routes}),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 			ice.UDPMuxFromPortWithReadBufferSize(rb),
 		}
 		if cfg.IncludeLoopback {
 			opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 		}
-		var err error
 		if mux, err = ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...); err != nil {
 			return nil, fmt.Errorf("media: webrtc udp port %d: %w", cfg.UDPPort, err)
 		}
@@ -100,7 +108,7 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled) // 0 would mean pion's default (query), not off
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	return &WebRTC{api: api, cfg: cfg, mux: mux}, nil
+	return &WebRTC{api: api, cfg: cfg, mux: mux, routes: routes}, nil
 }
 
 // Peer is one WebRTC peer connection answering a remote offer, with one
@@ -119,6 +127,8 @@ type Peer struct {
 	closeOnce sync.Once
 	report    atomic.Pointer[remoteReport] // where the peer's receiver reports go (the endpoint's health)
 	sender    *webrtc.RTPSender
+
+	fast fastPeer // the fast receive path (webrtc_fast_peer.go); off without a shared UDP port
 }
 
 // reportTo makes the peer's RTCP receiver reports about our stream update r
@@ -215,6 +225,9 @@ func (w *WebRTC) newPeer(onState func(webrtc.ICEConnectionState)) (*Peer, error)
 	if onState != nil {
 		pc.OnICEConnectionStateChange(onState)
 	}
+	if w.routes != nil {
+		p.startFast(w.routes)
+	}
 	p.local = NewAudioTrack("audio", WebRTCStreamID)
 	return p, nil
 }
@@ -310,6 +323,9 @@ func (p *Peer) Renegotiate(ctx context.Context, offer string) (string, error) {
 // whatever payload types the peer negotiated. It returns io.EOF once the peer is closed. Only
 // one goroutine may call it.
 func (p *Peer) ReadPacket(buf []byte) (int, error) {
+	if p.fast.on {
+		return p.readFast(buf)
+	}
 	if p.remote == nil {
 		select {
 		case p.remote = <-p.track:
@@ -319,7 +335,7 @@ func (p *Peer) ReadPacket(buf []byte) (int, error) {
 	}
 	n, _, err := p.remote.Read(buf)
 	if err == nil {
-		normaliseRemote(buf[:n], &p.kinds, p.remote.Codec)
+		normaliseRemote(buf[:n], &p.kinds, p.trackCodec)
 	}
 	return n, err
 }
@@ -340,6 +356,7 @@ func (p *Peer) Close() error {
 	var err error
 	p.closeOnce.Do(func() {
 		close(p.closed)
+		p.stopFast()
 		err = p.pc.Close()
 	})
 	return err

@@ -1,0 +1,320 @@
+package media
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+)
+
+// testClient is a browser stand-in: a pion peer with one AudioTrack.
+type testClient struct {
+	pc    *webrtc.PeerConnection
+	track *AudioTrack
+}
+
+func newTestClient(t *testing.T) *testClient {
+	t.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := RegisterAudioCodecs(me); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		t.Fatal(err)
+	}
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	c := &testClient{pc: pc, track: NewAudioTrack("audio", "client")}
+	if _, err := pc.AddTrack(c.track); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// localSDP sets d as the client's local description and returns it with
+// the gathered candidates.
+func (c *testClient) localSDP(t *testing.T, d webrtc.SessionDescription) string {
+	t.Helper()
+	done := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(d); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("client gathering did not finish")
+	}
+	return c.pc.LocalDescription().SDP
+}
+
+// fastWebRTC is a gateway peer factory on a shared loopback port.
+func fastWebRTC(t *testing.T, shared bool) *WebRTC {
+	t.Helper()
+	cfg := WebRTCConfig{IncludeLoopback: true}
+	if shared {
+		l, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.UDPPort = l.LocalAddr().(*net.UDPAddr).Port
+		_ = l.Close()
+	}
+	w, err := NewWebRTC(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// connect negotiates a gateway peer with a client; gatewayOffers picks who
+// offers (and so who is the DTLS client).
+func connect(t *testing.T, w *WebRTC, c *testClient, gatewayOffers bool) *Peer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var p *Peer
+	var err error
+	if gatewayOffers {
+		if p, err = w.Offer(nil); err != nil {
+			t.Fatal(err)
+		}
+		offer, err := p.LocalDescription(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := c.pc.CreateAnswer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.SetAnswer(c.localSDP(t, ans)); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		o, err := c.pc.CreateOffer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err = w.Answer(c.localSDP(t, o), nil); err != nil {
+			t.Fatal(err)
+		}
+		ans, err := p.LocalDescription(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: ans}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// sendOpus writes n numbered Opus packets (payload: 4-byte index, then
+// filler) from the client, from index first, 20 ms apart.
+func (c *testClient) sendOpus(t *testing.T, first, n int) {
+	t.Helper()
+	pkt := make([]byte, rtpHeaderLen+40)
+	for i := first; i < first+n; i++ {
+		pkt[0] = 0x80
+		pkt[1] = OpusPayloadType
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i*960))
+		binary.BigEndian.PutUint32(pkt[rtpHeaderLen:], uint32(i))
+		for j := rtpHeaderLen + 4; j < len(pkt); j++ {
+			pkt[j] = byte(i + j)
+		}
+		if _, err := c.track.Write(pkt); err != nil {
+			t.Error(err)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// readIndexes reads packets until the one with index last arrived or 5 s
+// pass and returns their indexes in arrival order.
+func readIndexes(t *testing.T, p *Peer, last int) []int {
+	t.Helper()
+	got := make(chan []int, 1)
+	go func() {
+		var idx []int
+		buf := make([]byte, MaxPacketSize)
+		for len(idx) == 0 || idx[len(idx)-1] != last {
+			n, err := p.ReadPacket(buf)
+			if err != nil {
+				break
+			}
+			var h rtpHeader
+			if !parseRTP(buf[:n], &h) || buf[1]&0x7F != OpusPayloadType || h.payloadTo-h.payloadAt != 40 {
+				t.Errorf("packet %x is not one we sent", buf[:n])
+				continue
+			}
+			i := int(binary.BigEndian.Uint32(buf[h.payloadAt:]))
+			for j := h.payloadAt + 4; j < h.payloadTo; j++ {
+				if buf[j] != byte(i+j-h.payloadAt+rtpHeaderLen) {
+					t.Errorf("packet %d: payload byte %d is %d", i, j, buf[j])
+					break
+				}
+			}
+			idx = append(idx, i)
+		}
+		got <- idx
+	}()
+	select {
+	case idx := <-got:
+		return idx
+	case <-time.After(5 * time.Second):
+		_ = p.Close() // ends the reader
+		return <-got
+	}
+}
+
+func TestFastPathReceivesAndDecrypts(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		gatewayOffers bool
+	}{{"gateway answers (DTLS client)", false}, {"gateway offers (DTLS server)", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fastWebRTC(t, true)
+			c := newTestClient(t)
+			p := connect(t, w, c, tc.gatewayOffers)
+			go c.sendOpus(t, 0, 50)
+			idx := readIndexes(t, p, 49)
+			if len(idx) < 48 { // loopback: nothing is lost but what is sent before the track is bound
+				t.Fatalf("read %d of 50 packets: %v", len(idx), idx)
+			}
+			for i := 1; i < len(idx); i++ {
+				if idx[i] <= idx[i-1] {
+					t.Fatalf("out of order: %v", idx)
+				}
+			}
+			st := p.ReceiveStats()
+			if st.Fast != uint64(len(idx)) || st.Pion != 0 || st.AuthFailed != 0 {
+				t.Fatalf("receive stats %+v for %d packets: want all on the fast path", st, len(idx))
+			}
+			if w.routes.size() != 1 {
+				t.Fatalf("%d routes, want 1", w.routes.size())
+			}
+			_ = p.Close()
+			if w.routes.size() != 0 {
+				t.Fatalf("%d routes after close, want 0", w.routes.size())
+			}
+		})
+	}
+}
+
+// Without a shared port there is no fast path: pion's path delivers.
+func TestFastPathOffWithoutSharedPort(t *testing.T) {
+	w := fastWebRTC(t, false)
+	c := newTestClient(t)
+	p := connect(t, w, c, false)
+	go c.sendOpus(t, 0, 20)
+	if idx := readIndexes(t, p, 19); len(idx) < 18 {
+		t.Fatalf("read %d packets", len(idx))
+	}
+	if st := p.ReceiveStats(); st != (ReceiveStats{}) {
+		t.Fatalf("receive stats %+v without a shared port", st)
+	}
+}
+
+// When the route goes (the selected pair moves off the shared port), what
+// reaches pion is still delivered, and the fast path takes over again
+// when the route comes back.
+func TestFastPathFallsBackToPion(t *testing.T) {
+	w := fastWebRTC(t, true)
+	c := newTestClient(t)
+	p := connect(t, w, c, false)
+	go c.sendOpus(t, 0, 10)
+	if idx := readIndexes(t, p, 9); len(idx) < 9 {
+		t.Fatalf("read %d packets", len(idx))
+	}
+	p.fast.mu.Lock()
+	addr := p.fast.addr
+	p.fast.mu.Unlock()
+	if !addr.IsValid() {
+		t.Fatal("no route after packets arrived")
+	}
+	p.route(netip.AddrPort{})
+	go c.sendOpus(t, 10, 10)
+	if idx := readIndexes(t, p, 19); len(idx) != 10 || idx[0] != 10 {
+		t.Fatalf("through pion: %v", idx)
+	}
+	if st := p.ReceiveStats(); st.Pion != 10 {
+		t.Fatalf("receive stats %+v: want 10 through pion", st)
+	}
+	fast := p.ReceiveStats().Fast
+	p.route(addr)
+	go c.sendOpus(t, 20, 10)
+	if idx := readIndexes(t, p, 29); len(idx) != 10 || idx[0] != 20 {
+		t.Fatalf("back on the fast path: %v", idx)
+	}
+	if st := p.ReceiveStats(); st.Fast != fast+10 || st.AuthFailed != 0 {
+		t.Fatalf("receive stats %+v: want 10 more on the fast path", st)
+	}
+}
+
+// Forged or replayed packets from the routed address are counted and
+// dropped; the call goes on.
+func TestFastPathDropsForgedAndReplayed(t *testing.T) {
+	w := fastWebRTC(t, true)
+	c := newTestClient(t)
+	p := connect(t, w, c, false)
+	go c.sendOpus(t, 0, 5)
+	if idx := readIndexes(t, p, 4); len(idx) < 4 {
+		t.Fatalf("read %d packets", len(idx))
+	}
+	forged := make([]byte, rtpHeaderLen+30)
+	forged[0], forged[1] = 0x80, OpusPayloadType
+	binary.BigEndian.PutUint16(forged[2:], 100)
+	p.fast.enc.push(forged)
+	p.fast.enc.push(forged[:rtpHeaderLen]) // too short for a tag
+	go c.sendOpus(t, 5, 5)
+	if idx := readIndexes(t, p, 9); len(idx) != 5 || idx[0] != 5 {
+		t.Fatalf("after forged packets: %v", idx)
+	}
+	if st := p.ReceiveStats(); st.AuthFailed != 2 {
+		t.Fatalf("receive stats %+v: want 2 authentication failures", st)
+	}
+}
+
+func TestDTLSClientRole(t *testing.T) {
+	for _, tc := range []struct {
+		local, remote string
+		client, ok    bool
+	}{
+		{"a=setup:active\r\n", "a=setup:actpass\r\n", true, true},
+		{"a=setup:passive\r\n", "a=setup:actpass\r\n", false, true},
+		{"a=setup:actpass\r\n", "a=setup:active\r\n", false, true},
+		{"a=setup:actpass\r\n", "a=setup:passive\r\n", true, true},
+		{"a=setup:actpass\r\n", "", false, false},
+		{"", "", false, false},
+	} {
+		client, ok := dtlsClient(tc.local, tc.remote)
+		if client != tc.client || ok != tc.ok {
+			t.Errorf("dtlsClient(%q, %q) = %v, %v", tc.local, tc.remote, client, ok)
+		}
+	}
+	if _, ok := dtlsConnField(); !ok {
+		t.Fatal("pion's DTLSTransport has no conn *dtls.Conn field: the fast path cannot take SRTP keys")
+	}
+}
