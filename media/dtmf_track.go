@@ -58,6 +58,9 @@ type AudioTrack struct {
 	mu           sync.Mutex // serialises Write, which reuses hdr and ev
 	hdr          rtp.Header
 	ev           [DTMFPayloadLen]byte
+	fast         atomic.Pointer[fastDest] // the fast send path (webrtc_fast_peer.go); nil: through pion
+	fs           fastSend                 // guarded by mu
+	fastSent     atomic.Uint64            // packets sent on the fast path
 }
 
 type trackBinding struct {
@@ -120,6 +123,14 @@ func (t *AudioTrack) StreamID() string { return t.streamID }
 // Kind implements webrtc.TrackLocal.
 func (t *AudioTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeAudio }
 
+// boundSSRC is the SSRC the track sends with, 0 before it is bound.
+func (t *AudioTrack) boundSSRC() uint32 {
+	if b := t.b.Load(); b != nil {
+		return b.ssrc
+	}
+	return 0
+}
+
 // CanSendDTMF reports whether the bound peer negotiated telephone-event.
 func (t *AudioTrack) CanSendDTMF() bool {
 	b := t.b.Load()
@@ -152,6 +163,14 @@ func (t *AudioTrack) Write(pkt []byte) (int, error) {
 			binary.BigEndian.PutUint16(t.ev[2:], uint16(min(d, 0xFFFF)))
 			payload = t.ev[:]
 		}
+	}
+	t.fs.countSeq(h.seq)
+	if d := t.fast.Load(); d != nil {
+		if err := t.fs.write(d, &t.hdr, payload); err != nil {
+			return 0, err
+		}
+		t.fastSent.Add(1)
+		return len(pkt), nil
 	}
 	if _, err := b.ws.WriteRTP(&t.hdr, payload); err != nil {
 		return 0, err

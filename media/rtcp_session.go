@@ -51,9 +51,8 @@ type RTCPSession struct {
 	sent, received, malformed, foreign atomic.Uint64
 
 	// Owned by the goroutine.
-	prevExpected, prevReceived uint64
-	prevPacketsOut             uint64
-	out                        [512]byte
+	rep reportState
+	out [512]byte
 
 	muxMu   sync.Mutex // serialises mux-mode handling with the goroutine's parse buffer
 	muxInfo rtcpInfo
@@ -196,11 +195,31 @@ func (s *RTCPSession) handle(pkt []byte, from netip.AddrPort, info *rtcpInfo) {
 // sendReport sends an SR (if we sent media since the last report) or an RR
 // with a block about the source we receive, and an SDES CNAME.
 func (s *RTCPSession) sendReport(now time.Time) {
-	ep := s.ep
+	n := s.rep.build(s.out[:], s.ep, s.ep.SSRC(), s.cname, s.lsr.Load(), s.lsrAt.Load(), now)
+	if n == 0 {
+		return
+	}
+	if err := s.write(s.out[:n]); err == nil {
+		s.sent.Add(1)
+	}
+}
+
+// reportState is what consecutive reports about one endpoint share.
+type reportState struct {
+	prevExpected, prevReceived uint64
+	prevPacketsOut             uint64
+}
+
+// build writes our report about ep into buf and returns its length (0:
+// buf too small): an SR if ep sent media since the last report, else an
+// RR, with a block about the source ep receives (lsr and lsrAt, in
+// monoNanos, from the last SR received; lsrAt 0: none) and an SDES CNAME.
+// ssrc is the SSRC our stream goes out with.
+func (rs *reportState) build(buf []byte, ep *RTPEndpoint, ssrc uint32, cname string, lsr uint32, lsrAt int64, now time.Time) int {
 	st := ep.Stats()
-	r := rtcpReport{ssrc: ep.SSRC(), cname: s.cname}
-	if st.PacketsOut > 0 && st.PacketsOut != s.prevPacketsOut {
-		s.prevPacketsOut = st.PacketsOut
+	r := rtcpReport{ssrc: ssrc, cname: cname}
+	if st.PacketsOut > 0 && st.PacketsOut != rs.prevPacketsOut {
+		rs.prevPacketsOut = st.PacketsOut
 		r.sr = true
 		r.ntp = ntpTime(now)
 		r.rtpTS = ep.rtpTimeAt(now)
@@ -208,28 +227,22 @@ func (s *RTCPSession) sendReport(now time.Time) {
 		r.octets = uint32(st.BytesOut)
 	}
 	if rx := ep.health.rx.Snapshot(); rx.Received > 0 {
-		expInt := rx.Expected - s.prevExpected
-		recvInt := rx.Received - s.prevReceived
-		s.prevExpected, s.prevReceived = rx.Expected, rx.Received
+		expInt := rx.Expected - rs.prevExpected
+		recvInt := rx.Received - rs.prevReceived
+		rs.prevExpected, rs.prevReceived = rx.Expected, rx.Received
 		var fraction uint8
 		if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
 			fraction = uint8(min(255, lostInt<<8/int64(expInt)))
 		}
 		b := rtcpBlock{ssrc: rx.SSRC, fraction: fraction, lost: int32(max(min(rx.Lost, 1<<23-1), -1<<23)),
 			extMax: rx.ExtHighestSeq, jitter: rx.JitterUnits}
-		if at := s.lsrAt.Load(); at != 0 {
-			b.lsr = s.lsr.Load()
-			b.dlsr = uint32(uint64(monoNanos()-at) << 16 / uint64(time.Second))
+		if lsrAt != 0 {
+			b.lsr = lsr
+			b.dlsr = uint32(uint64(monoNanos()-lsrAt) << 16 / uint64(time.Second))
 		}
 		r.hasBlock, r.block = true, b
 	}
-	n := buildRTCP(s.out[:], &r)
-	if n == 0 {
-		return
-	}
-	if err := s.write(s.out[:n]); err == nil {
-		s.sent.Add(1)
-	}
+	return buildRTCP(buf, &r)
 }
 
 // write sends to the latched RTCP source, or to the RTP peer's port + 1

@@ -199,6 +199,11 @@ func NewRTPEndpoint(cfg RTPConfig) (*RTPEndpoint, error) {
 	if rs, ok := cfg.Reader.(interface{ reportTo(*remoteReport) }); ok {
 		rs.reportTo(&e.health.remote)
 	}
+	// A transport that sends RTCP reports itself (the WebRTC peer) reports
+	// about this endpoint.
+	if ra, ok := cfg.Reader.(interface{ attachEndpoint(*RTPEndpoint) }); ok {
+		defer ra.attachEndpoint(e)
+	}
 	if cfg.DTMFHandler != nil {
 		e.SetDTMFHandler(cfg.DTMFHandler)
 	}

@@ -66,10 +66,9 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	if err := RegisterAudioCodecs(me); err != nil {
 		return nil, fmt.Errorf("media: register codecs: %w", err)
 	}
+	// No interceptors: the peers send their own RTCP reports
+	// (webrtc_rtcp.go), and an audio-only call needs no NACK or TWCC.
 	reg := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
-		return nil, fmt.Errorf("media: rtcp reports: %w", err)
-	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	var mux *ice.MultiUDPMuxDefault
@@ -129,6 +128,11 @@ type Peer struct {
 	sender    *webrtc.RTPSender
 
 	fast fastPeer // the fast receive path (webrtc_fast_peer.go); off without a shared UDP port
+
+	rtcpOnce     sync.Once     // starts runRTCP (webrtc_rtcp.go)
+	rtcpSent     atomic.Uint64 // our reports sent
+	lsr          atomic.Uint32 // middle NTP bits of the peer's last SR
+	lsrAt        atomic.Int64  // monoNanos when it arrived, 0: none yet
 }
 
 // reportTo makes the peer's RTCP receiver reports about our stream update r
@@ -253,16 +257,20 @@ func (p *Peer) drainRTCP(s *webrtc.RTPSender) {
 		if err != nil {
 			return
 		}
-		r := p.report.Load()
-		if r == nil {
-			continue
-		}
 		if ssrc == 0 {
 			if enc := s.GetParameters().Encodings; len(enc) > 0 {
 				ssrc = uint32(enc[0].SSRC)
 			}
 		}
-		if ssrc == 0 || !parseRTCP(buf[:n], ssrc, &info) || !info.hasBlock {
+		if !parseRTCP(buf[:n], ssrc, &info) {
+			continue
+		}
+		if info.hasSR {
+			p.lsr.Store(ntpMiddle(info.ntp))
+			p.lsrAt.Store(monoNanos())
+		}
+		r := p.report.Load()
+		if r == nil || ssrc == 0 || !info.hasBlock {
 			continue
 		}
 		r.lost.Store(int64(info.block.lost))

@@ -39,8 +39,28 @@ import (
 // selected ICE pair it is. Readers (the mux sockets' read loops) load the
 // map without locking; writers copy it (calls start and end rarely).
 type routeTable struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[netip.AddrPort]*fastRecv]
+	mu    sync.Mutex
+	m     atomic.Pointer[map[netip.AddrPort]*fastRecv]
+	conns []*fastConn // the shared port's sockets; guarded by mu
+}
+
+// addConn records a socket of the shared port.
+func (t *routeTable) addConn(c *fastConn) {
+	t.mu.Lock()
+	t.conns = append(t.conns, c)
+	t.mu.Unlock()
+}
+
+// connFor returns the socket bound to local, nil if none.
+func (t *routeTable) connFor(local netip.AddrPort) *fastConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.conns {
+		if c.local == local {
+			return c
+		}
+	}
+	return nil
 }
 
 func (t *routeTable) lookup(ap netip.AddrPort) *fastRecv {
@@ -95,14 +115,18 @@ func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 	if err != nil {
 		return nil, err
 	}
-	return &fastConn{UDPConn: c, routes: n.routes}, nil
+	fc := &fastConn{UDPConn: c, routes: n.routes, local: unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())}
+	n.routes.addConn(fc)
+	return fc, nil
 }
+
 
 // fastConn is one socket of the shared port as pion's UDP mux reads it:
 // RTP from a routed address goes to its call's ring and is not returned.
 type fastConn struct {
 	*net.UDPConn
 	routes *routeTable
+	local  netip.AddrPort // unmapped
 }
 
 // ReadFromAddrPort returns the next datagram that is not taken by a call's
@@ -115,10 +139,7 @@ func (c *fastConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		// RTP, not RTCP (RFC 5761 section 4: RTCP packet types 192-223).
 		if n >= rtpHeaderLen && b[0]&0xC0 == 0x80 && (b[1] < 192 || b[1] > 223) {
-			if ap.Addr().Is4In6() {
-				ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-			}
-			if r := c.routes.lookup(ap); r != nil {
+			if r := c.routes.lookup(unmap(ap)); r != nil {
 				r.push(b[:n])
 				continue
 			}
@@ -211,40 +232,43 @@ var dtlsConnField = func() (f reflect.StructField, ok bool) {
 	return f, ok && f.Type == reflect.TypeFor[*dtls.Conn]()
 }
 
-// srtpRemoteContext makes an SRTP context that decrypts what the remote
-// peer sends, keyed like pion's own SRTP session from the DTLS session.
-// isClient is our DTLS role. The transport must be connected.
-func srtpRemoteContext(dt *webrtc.DTLSTransport, isClient bool) (*srtp.Context, error) {
+// srtpContexts makes the SRTP contexts that decrypt what the remote peer
+// sends and encrypt what we send, keyed like pion's own SRTP session from
+// the DTLS session. isClient is our DTLS role. The transport must be
+// connected.
+func srtpContexts(dt *webrtc.DTLSTransport, isClient bool) (remote, local *srtp.Context, err error) {
 	if dt == nil || dt.State() != webrtc.DTLSTransportStateConnected {
-		return nil, fmt.Errorf("%w: DTLS not connected", errNoFastPath)
+		return nil, nil, fmt.Errorf("%w: DTLS not connected", errNoFastPath)
 	}
 	f, ok := dtlsConnField()
 	if !ok {
-		return nil, fmt.Errorf("%w: pion's DTLSTransport has no conn field", errNoFastPath)
+		return nil, nil, fmt.Errorf("%w: pion's DTLSTransport has no conn field", errNoFastPath)
 	}
 	// State() above took the transport's lock after the handshake stored conn.
 	conn := *(**dtls.Conn)(unsafe.Add(unsafe.Pointer(dt), f.Offset))
 	if conn == nil {
-		return nil, fmt.Errorf("%w: no DTLS connection", errNoFastPath)
+		return nil, nil, fmt.Errorf("%w: no DTLS connection", errNoFastPath)
 	}
 	profile, ok := conn.SelectedSRTPProtectionProfile()
 	if !ok {
-		return nil, fmt.Errorf("%w: no SRTP profile", errNoFastPath)
+		return nil, nil, fmt.Errorf("%w: no SRTP profile", errNoFastPath)
 	}
 	state, ok := conn.ConnectionState()
 	if !ok {
-		return nil, fmt.Errorf("%w: no DTLS state", errNoFastPath)
+		return nil, nil, fmt.Errorf("%w: no DTLS state", errNoFastPath)
 	}
 	cfg := srtp.Config{Profile: srtp.ProtectionProfile(profile)}
 	if err := cfg.ExtractSessionKeysFromDTLS(&state, isClient); err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoFastPath, err)
+		return nil, nil, fmt.Errorf("%w: %v", errNoFastPath, err)
 	}
-	ctx, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile,
-		srtp.SRTPReplayProtection(64))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errNoFastPath, err)
+	if remote, err = srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, cfg.Profile,
+		srtp.SRTPReplayProtection(64)); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errNoFastPath, err)
 	}
-	return ctx, nil
+	if local, err = srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, cfg.Profile); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errNoFastPath, err)
+	}
+	return remote, local, nil
 }
 
 // dtlsClient reports whether we are the DTLS client of a negotiated

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"fmt"
 	"io"
 	"net/netip"
 	"strings"
@@ -20,12 +19,15 @@ type fastPeer struct {
 	enc    *fastRecv // SRTP from the shared socket
 	plain  *fastRecv // packets pion delivered (a pair off the shared port), normalised; shares enc's wake
 
-	mu      sync.Mutex // guards addr and stopped
+	mu      sync.Mutex // guards addr, local, sendCtx and stopped
 	addr    netip.AddrPort
+	local   netip.AddrPort // the selected pair's local address
+	sendCtx *srtp.Context  // encrypts what we send; nil until DTLS is done
 	stopped bool
 
-	dtlsUp   chan struct{} // closed when the peer connection is connected (DTLS done)
+	dtlsUp   chan struct{} // closed when the peer connection is connected (DTLS done) and rctx is set
 	dtlsOnce sync.Once
+	rctx     *srtp.Context // decrypts what the peer sends; nil if the keys could not be taken
 
 	// Owned by the ReadPacket goroutine.
 	ctx    *srtp.Context
@@ -36,13 +38,14 @@ type fastPeer struct {
 	fastPackets, pionPackets, authFailed, replayed atomic.Uint64
 }
 
-// ReceiveStats counts how a Peer's received RTP packets arrived.
+// ReceiveStats counts how a Peer's RTP packets arrived and left.
 type ReceiveStats struct {
 	Fast       uint64 // read from the shared socket and decrypted by the gateway
 	Pion       uint64 // through pion's receive pipeline
 	AuthFailed uint64 // fast path: SRTP authentication failed (dropped)
 	Replayed   uint64 // fast path: replayed or too old (dropped)
 	Dropped    uint64 // fast path: the call's ring was full
+	SentFast   uint64 // packets sent on the fast path (the rest went through pion)
 }
 
 // ReceiveStats reports how the peer's packets arrived.
@@ -52,7 +55,7 @@ func (p *Peer) ReceiveStats() ReceiveStats {
 		return ReceiveStats{}
 	}
 	return ReceiveStats{Fast: f.fastPackets.Load(), Pion: f.pionPackets.Load(), AuthFailed: f.authFailed.Load(),
-		Replayed: f.replayed.Load(), Dropped: f.enc.dropped.Load() + f.plain.dropped.Load()}
+		Replayed: f.replayed.Load(), Dropped: f.enc.dropped.Load() + f.plain.dropped.Load(), SentFast: p.local.fastSent.Load()}
 }
 
 // startFast arms the fast receive path: the selected ICE pair's remote
@@ -66,40 +69,97 @@ func (p *Peer) startFast(routes *routeTable) {
 	f.dtlsUp = make(chan struct{})
 	p.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected {
-			f.dtlsOnce.Do(func() { close(f.dtlsUp) })
+			f.dtlsOnce.Do(p.keyFast)
 		}
 	})
 	p.pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(p.onPair)
 	go p.forwardPion()
 }
 
-// onPair routes the new selected pair's remote address to the peer.
-func (p *Peer) onPair(pair *webrtc.ICECandidatePair) {
-	var ap netip.AddrPort
-	if pair != nil && pair.Local != nil && pair.Remote != nil && pair.Local.Typ == webrtc.ICECandidateTypeHost &&
-		pair.Remote.Protocol == webrtc.ICEProtocolUDP {
-		if ip, err := netip.ParseAddr(pair.Remote.Address); err == nil {
-			ap = netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
-		}
+// keyFast takes the SRTP keys once DTLS is done (pion's connected
+// state) and releases the reader. Without keys the peer stays on pion's
+// path.
+func (p *Peer) keyFast() {
+	f := &p.fast
+	defer close(f.dtlsUp)
+	var local, remote string
+	if d := p.pc.CurrentLocalDescription(); d != nil {
+		local = d.SDP
 	}
-	p.route(ap)
+	if d := p.pc.CurrentRemoteDescription(); d != nil {
+		remote = d.SDP
+	}
+	client, ok := dtlsClient(local, remote)
+	if !ok {
+		return
+	}
+	rctx, sctx, err := srtpContexts(p.pc.SCTP().Transport(), client)
+	if err != nil {
+		return
+	}
+	f.rctx = rctx
+	f.mu.Lock()
+	f.sendCtx = sctx
+	p.updateSend()
+	f.mu.Unlock()
 }
 
-// route makes ap (invalid: none) the peer's routed address.
+// onPair routes the new selected pair's remote address to the peer.
+func (p *Peer) onPair(pair *webrtc.ICECandidatePair) {
+	var remote, local netip.AddrPort
+	if pair != nil && pair.Local != nil && pair.Remote != nil && pair.Local.Typ == webrtc.ICECandidateTypeHost &&
+		pair.Remote.Protocol == webrtc.ICEProtocolUDP {
+		rip, err1 := netip.ParseAddr(pair.Remote.Address)
+		lip, err2 := netip.ParseAddr(pair.Local.Address)
+		if err1 == nil && err2 == nil {
+			remote = netip.AddrPortFrom(rip.Unmap(), pair.Remote.Port)
+			local = netip.AddrPortFrom(lip.Unmap(), pair.Local.Port)
+		}
+	}
+	p.routeVia(remote, local)
+}
+
+// route makes ap (invalid: none) the peer's routed address, keeping the
+// local address.
 func (p *Peer) route(ap netip.AddrPort) {
+	p.fast.mu.Lock()
+	local := p.fast.local
+	p.fast.mu.Unlock()
+	p.routeVia(ap, local)
+}
+
+// routeVia makes remote (invalid: none) the peer's routed address, reached
+// from the shared socket bound to local.
+func (p *Peer) routeVia(remote, local netip.AddrPort) {
 	f := &p.fast
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped || f.addr == ap {
+	if f.stopped || f.addr == remote && f.local == local {
 		return
 	}
-	if f.addr.IsValid() {
-		f.routes.set(f.addr, nil, f.enc)
+	if f.addr != remote {
+		if f.addr.IsValid() {
+			f.routes.set(f.addr, nil, f.enc)
+		}
+		if remote.IsValid() {
+			f.routes.set(remote, f.enc, nil)
+		}
 	}
-	f.addr = ap
-	if ap.IsValid() {
-		f.routes.set(ap, f.enc, nil)
+	f.addr, f.local = remote, local
+	p.updateSend()
+}
+
+// updateSend points the track's fast send path at the routed address, or
+// back to pion. f.mu is held.
+func (p *Peer) updateSend() {
+	f := &p.fast
+	var d *fastDest
+	if f.sendCtx != nil && f.addr.IsValid() && !f.stopped {
+		if c := f.routes.connFor(f.local); c != nil {
+			d = &fastDest{conn: c, to: f.addr, ctx: f.sendCtx}
+		}
 	}
+	p.local.fast.Store(d)
 }
 
 // stopFast removes the peer's route for good.
@@ -110,6 +170,7 @@ func (p *Peer) stopFast() {
 	p.route(netip.AddrPort{})
 	p.fast.mu.Lock()
 	p.fast.stopped = true
+	p.updateSend()
 	p.fast.mu.Unlock()
 }
 
@@ -174,15 +235,14 @@ func (p *Peer) decryptFast(buf, pkt []byte) (int, error) {
 		case <-p.closed:
 			return 0, io.EOF
 		}
-		ctx, err := p.fastContext()
-		if err != nil {
-			// Stay on pion's path: what is routed now is lost, the rest
-			// reaches pion.
+		if f.rctx == nil {
+			// No keys: stay on pion's path. What is routed now is lost,
+			// the rest reaches pion.
 			p.stopFast()
 			f.authFailed.Add(1)
 			return 0, nil
 		}
-		f.ctx = ctx
+		f.ctx = f.rctx
 	}
 	out, err := f.ctx.DecryptRTP(buf, pkt, &f.hdr)
 	if err != nil {
@@ -202,22 +262,6 @@ func (p *Peer) decryptFast(buf, pkt []byte) (int, error) {
 // (its error type is unexported).
 func isReplay(err error) bool {
 	return strings.Contains(err.Error(), "duplicated packet")
-}
-
-// fastContext keys the peer's SRTP context from its DTLS session.
-func (p *Peer) fastContext() (*srtp.Context, error) {
-	var local, remote string
-	if d := p.pc.CurrentLocalDescription(); d != nil {
-		local = d.SDP
-	}
-	if d := p.pc.CurrentRemoteDescription(); d != nil {
-		remote = d.SDP
-	}
-	client, ok := dtlsClient(local, remote)
-	if !ok {
-		return nil, fmt.Errorf("%w: no DTLS role in the SDP", errNoFastPath)
-	}
-	return srtpRemoteContext(p.pc.SCTP().Transport(), client)
 }
 
 // negotiatedCodec returns the negotiated receive codec of payload type pt.
@@ -242,3 +286,53 @@ func (p *Peer) negotiatedCodec(pt uint8) webrtc.RTPCodecParameters {
 // trackCodec is the pion track's current codec (ReadPacket without the
 // fast path).
 func (p *Peer) trackCodec(uint8) webrtc.RTPCodecParameters { return p.remote.Codec() }
+
+// fastDest is where the track sends on the fast path: SRTP from our own
+// context, written straight to the shared socket of the selected pair.
+type fastDest struct {
+	conn *fastConn
+	to   netip.AddrPort
+	ctx  *srtp.Context
+}
+
+// fastSend is the AudioTrack's state for the fast send path, guarded by
+// the track's mu.
+type fastSend struct {
+	ctx     *srtp.Context // the context last used; its ROC is set once
+	wraps   uint32        // sequence number wrap-arounds sent so far (the SRTP ROC)
+	lastSeq uint16
+	sent    bool
+	plain   [MaxPacketSize]byte
+	enc     [MaxPacketSize + 64]byte
+}
+
+// countSeq tracks the rollover counter of the sequence numbers sent.
+func (s *fastSend) countSeq(seq uint16) {
+	if s.sent && seq < s.lastSeq && s.lastSeq-seq > 0x8000 {
+		s.wraps++
+	}
+	if !s.sent || seq-s.lastSeq < 0x8000 {
+		s.lastSeq = seq
+	}
+	s.sent = true
+}
+
+// write encrypts the packet hdr+payload with d's context and sends it.
+func (s *fastSend) write(d *fastDest, hdr *rtp.Header, payload []byte) error {
+	if s.ctx != d.ctx {
+		// pion's context may have sent this SSRC before: start at its ROC.
+		d.ctx.SetROC(hdr.SSRC, s.wraps)
+		s.ctx = d.ctx
+	}
+	n, err := hdr.MarshalTo(s.plain[:])
+	if err != nil {
+		return err
+	}
+	n += copy(s.plain[n:], payload)
+	out, err := d.ctx.EncryptRTP(s.enc[:0], s.plain[:n], hdr)
+	if err != nil {
+		return err
+	}
+	_, err = d.conn.WriteToUDPAddrPort(out, d.to)
+	return err
+}

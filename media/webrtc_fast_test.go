@@ -10,7 +10,10 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/matrix-gateway/gateway/codecs"
 )
 
 // testClient is a browser stand-in: a pion peer with one AudioTrack.
@@ -189,6 +192,56 @@ func readIndexes(t *testing.T, p *Peer, last int) []int {
 	}
 }
 
+// receive reads the client's remote track until want packets came (or 5
+// s) and sends their indexes.
+func (c *testClient) receive(t *testing.T, want int) <-chan []int {
+	tracks := make(chan *webrtc.TrackRemote, 1)
+	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) { tracks <- tr })
+	got := make(chan []int, 1)
+	go func() {
+		var idx []int
+		defer func() { got <- idx }()
+		var tr *webrtc.TrackRemote
+		select {
+		case tr = <-tracks:
+		case <-time.After(5 * time.Second):
+			return
+		}
+		_ = tr.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, MaxPacketSize)
+		for len(idx) < want {
+			n, _, err := tr.Read(buf)
+			if err != nil {
+				return
+			}
+			var h rtpHeader
+			if !parseRTP(buf[:n], &h) || h.payloadTo-h.payloadAt != 40 {
+				t.Errorf("client: packet %x is not one the gateway sent", buf[:n])
+				continue
+			}
+			idx = append(idx, int(binary.BigEndian.Uint32(buf[h.payloadAt:])))
+		}
+	}()
+	return got
+}
+
+// sendFromPeer writes n numbered Opus packets on the gateway peer.
+func sendFromPeer(t *testing.T, p *Peer, first, n int) {
+	t.Helper()
+	pkt := make([]byte, rtpHeaderLen+40)
+	for i := first; i < first+n; i++ {
+		pkt[0], pkt[1] = 0x80, OpusPayloadType
+		binary.BigEndian.PutUint16(pkt[2:], uint16(65530+i)) // wraps: the ROC must follow
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i*960))
+		binary.BigEndian.PutUint32(pkt[8:], 0x1234)
+		binary.BigEndian.PutUint32(pkt[rtpHeaderLen:], uint32(i))
+		if err := p.WritePacket(pkt); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestFastPathReceivesAndDecrypts(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -211,6 +264,15 @@ func TestFastPathReceivesAndDecrypts(t *testing.T) {
 			st := p.ReceiveStats()
 			if st.Fast != uint64(len(idx)) || st.Pion != 0 || st.AuthFailed != 0 {
 				t.Fatalf("receive stats %+v for %d packets: want all on the fast path", st, len(idx))
+			}
+			// The other way: the gateway sends, the client decrypts.
+			got := c.receive(t, 30)
+			sendFromPeer(t, p, 0, 30)
+			if idx := <-got; len(idx) != 30 || idx[0] != 0 || idx[29] != 29 {
+				t.Fatalf("client received %v", idx)
+			}
+			if st := p.ReceiveStats(); st.SentFast != 30 {
+				t.Fatalf("receive stats %+v: want 30 sent on the fast path", st)
 			}
 			if w.routes.size() != 1 {
 				t.Fatalf("%d routes, want 1", w.routes.size())
@@ -316,5 +378,90 @@ func TestDTLSClientRole(t *testing.T) {
 	}
 	if _, ok := dtlsConnField(); !ok {
 		t.Fatal("pion's DTLSTransport has no conn *dtls.Conn field: the fast path cannot take SRTP keys")
+	}
+}
+
+// The gateway's own RTCP: the client gets SRs with our counts, and the
+// client's receiver reports give the endpoint its round trip.
+func TestWebRTCPeerSendsOwnRTCP(t *testing.T) {
+	w := fastWebRTC(t, true)
+	c := newTestClient(t)
+	srs := make(chan *rtcp.SenderReport, 16)
+	c.pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		go func() { // the client's receiver-report interceptor counts what it reads
+			buf := make([]byte, MaxPacketSize)
+			for {
+				if _, _, err := tr.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			for {
+				pkts, _, err := r.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, pk := range pkts {
+					if sr, ok := pk.(*rtcp.SenderReport); ok {
+						select {
+						case srs <- sr:
+						default:
+						}
+					}
+				}
+			}
+		}()
+	})
+	p := connect(t, w, c, false)
+	e, err := NewRTPEndpoint(RTPConfig{Codec: codecs.Opus, PayloadType: OpusPayloadType, Reader: p, Writer: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	pw, err := e.Writer(48000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		frame := make([]int16, 960)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 500; i++ { // at most 10 s
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			_ = pw.WritePCM(frame)
+		}
+	}()
+	go c.sendOpus(t, 0, 150)
+	deadline := time.After(8 * time.Second)
+	var sr *rtcp.SenderReport
+	for sr == nil || sr.PacketCount == 0 {
+		select {
+		case sr = <-srs:
+		case <-deadline:
+			t.Fatalf("no sender report with packets from the gateway (last %v)", sr)
+		}
+	}
+	if sr.SSRC != p.local.boundSSRC() {
+		t.Fatalf("sender report from SSRC %x, the gateway sends as %x", sr.SSRC, p.local.boundSSRC())
+	}
+	if out := e.Stats().PacketsOut; uint64(sr.PacketCount) > out || sr.PacketCount == 0 {
+		t.Fatalf("sender report counts %d packets, the endpoint sent %d", sr.PacketCount, out)
+	}
+	for e.Health().RTT <= 0 {
+		select {
+		case <-deadline:
+			t.Fatalf("no round trip from the client's receiver reports: %+v", e.Health())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	if st := p.ReceiveStats(); st.SentFast == 0 || st.Fast == 0 {
+		t.Fatalf("receive stats %+v: want both directions on the fast path", st)
 	}
 }
