@@ -129,10 +129,10 @@ type Peer struct {
 
 	fast fastPeer // the fast receive path (webrtc_fast_peer.go); off without a shared UDP port
 
-	rtcpOnce     sync.Once     // starts runRTCP (webrtc_rtcp.go)
-	rtcpSent     atomic.Uint64 // our reports sent
-	lsr          atomic.Uint32 // middle NTP bits of the peer's last SR
-	lsrAt        atomic.Int64  // monoNanos when it arrived, 0: none yet
+	rtcpOnce sync.Once     // starts runRTCP (webrtc_rtcp.go)
+	rtcpSent atomic.Uint64 // our reports sent
+	lsr      atomic.Uint32 // middle NTP bits of the peer's last SR
+	lsrAt    atomic.Int64  // monoNanos when it arrived, 0: none yet
 }
 
 // reportTo makes the peer's RTCP receiver reports about our stream update r

@@ -120,7 +120,6 @@ func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 	return fc, nil
 }
 
-
 // fastConn is one socket of the shared port as pion's UDP mux reads it:
 // RTP from a routed address goes to its call's ring and is not returned.
 type fastConn struct {
