@@ -166,11 +166,14 @@ func (t *AudioTrack) Write(pkt []byte) (int, error) {
 	}
 	t.fs.countSeq(h.seq)
 	if d := t.fast.Load(); d != nil {
-		if err := t.fs.write(d, &t.hdr, payload); err != nil {
+		err := t.fs.write(d, &t.hdr, payload)
+		if err == nil {
+			t.fastSent.Add(1)
+			return len(pkt), nil
+		}
+		if !errors.Is(err, errNoSocketYet) {
 			return 0, err
 		}
-		t.fastSent.Add(1)
-		return len(pkt), nil
 	}
 	if _, err := b.ws.WriteRTP(&t.hdr, payload); err != nil {
 		return 0, err

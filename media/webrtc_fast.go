@@ -39,28 +39,8 @@ import (
 // selected ICE pair it is. Readers (the mux sockets' read loops) load the
 // map without locking; writers copy it (calls start and end rarely).
 type routeTable struct {
-	mu    sync.Mutex
-	m     atomic.Pointer[map[netip.AddrPort]*fastRecv]
-	conns []*fastConn // the shared port's sockets; guarded by mu
-}
-
-// addConn records a socket of the shared port.
-func (t *routeTable) addConn(c *fastConn) {
-	t.mu.Lock()
-	t.conns = append(t.conns, c)
-	t.mu.Unlock()
-}
-
-// connFor returns the socket bound to local, nil if none.
-func (t *routeTable) connFor(local netip.AddrPort) *fastConn {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, c := range t.conns {
-		if c.local == local {
-			return c
-		}
-	}
-	return nil
+	mu sync.Mutex
+	m  atomic.Pointer[map[netip.AddrPort]*fastRecv]
 }
 
 func (t *routeTable) lookup(ap netip.AddrPort) *fastRecv {
@@ -115,9 +95,7 @@ func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 	if err != nil {
 		return nil, err
 	}
-	fc := &fastConn{UDPConn: c, routes: n.routes, local: unmap(c.LocalAddr().(*net.UDPAddr).AddrPort())}
-	n.routes.addConn(fc)
-	return fc, nil
+	return &fastConn{UDPConn: c, routes: n.routes}, nil
 }
 
 // fastConn is one socket of the shared port as pion's UDP mux reads it:
@@ -125,7 +103,6 @@ func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 type fastConn struct {
 	*net.UDPConn
 	routes *routeTable
-	local  netip.AddrPort // unmapped
 }
 
 // ReadFromAddrPort returns the next datagram that is not taken by a call's
@@ -139,6 +116,9 @@ func (c *fastConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 		// RTP, not RTCP (RFC 5761 section 4: RTCP packet types 192-223).
 		if n >= rtpHeaderLen && b[0]&0xC0 == 0x80 && (b[1] < 192 || b[1] > 223) {
 			if r := c.routes.lookup(unmap(ap)); r != nil {
+				if r.via.Load() != c {
+					r.via.Store(c) // the call's packets come in here: its replies go out here
+				}
 				r.push(b[:n])
 				continue
 			}
@@ -174,7 +154,8 @@ type fastRecv struct {
 	_    [60]byte
 	wake chan struct{} // a token when the consumer may have packets (may be shared)
 
-	dropped atomic.Uint64 // ring full
+	dropped atomic.Uint64            // ring full
+	via     atomic.Pointer[fastConn] // the socket the call's packets arrive on
 	slots   []fastSlot
 }
 

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"errors"
 	"io"
 	"net/netip"
 	"strings"
@@ -19,10 +20,9 @@ type fastPeer struct {
 	enc    *fastRecv // SRTP from the shared socket
 	plain  *fastRecv // packets pion delivered (a pair off the shared port), normalised; shares enc's wake
 
-	mu      sync.Mutex // guards addr, local, sendCtx and stopped
+	mu      sync.Mutex // guards addr, sendCtx and stopped
 	addr    netip.AddrPort
-	local   netip.AddrPort // the selected pair's local address
-	sendCtx *srtp.Context  // encrypts what we send; nil until DTLS is done
+	sendCtx *srtp.Context // encrypts what we send; nil until DTLS is done
 	stopped bool
 
 	dtlsUp   chan struct{} // closed when the peer connection is connected (DTLS done) and rctx is set
@@ -106,46 +106,31 @@ func (p *Peer) keyFast() {
 
 // onPair routes the new selected pair's remote address to the peer.
 func (p *Peer) onPair(pair *webrtc.ICECandidatePair) {
-	var remote, local netip.AddrPort
+	var remote netip.AddrPort
 	if pair != nil && pair.Local != nil && pair.Remote != nil && pair.Local.Typ == webrtc.ICECandidateTypeHost &&
 		pair.Remote.Protocol == webrtc.ICEProtocolUDP {
-		rip, err1 := netip.ParseAddr(pair.Remote.Address)
-		lip, err2 := netip.ParseAddr(pair.Local.Address)
-		if err1 == nil && err2 == nil {
-			remote = netip.AddrPortFrom(rip.Unmap(), pair.Remote.Port)
-			local = netip.AddrPortFrom(lip.Unmap(), pair.Local.Port)
+		if ip, err := netip.ParseAddr(pair.Remote.Address); err == nil {
+			remote = netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
 		}
 	}
-	p.routeVia(remote, local)
+	p.route(remote)
 }
 
-// route makes ap (invalid: none) the peer's routed address, keeping the
-// local address.
-func (p *Peer) route(ap netip.AddrPort) {
-	p.fast.mu.Lock()
-	local := p.fast.local
-	p.fast.mu.Unlock()
-	p.routeVia(ap, local)
-}
-
-// routeVia makes remote (invalid: none) the peer's routed address, reached
-// from the shared socket bound to local.
-func (p *Peer) routeVia(remote, local netip.AddrPort) {
+// route makes remote (invalid: none) the peer's routed address.
+func (p *Peer) route(remote netip.AddrPort) {
 	f := &p.fast
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped || f.addr == remote && f.local == local {
+	if f.stopped || f.addr == remote {
 		return
 	}
-	if f.addr != remote {
-		if f.addr.IsValid() {
-			f.routes.set(f.addr, nil, f.enc)
-		}
-		if remote.IsValid() {
-			f.routes.set(remote, f.enc, nil)
-		}
+	if f.addr.IsValid() {
+		f.routes.set(f.addr, nil, f.enc)
 	}
-	f.addr, f.local = remote, local
+	if remote.IsValid() {
+		f.routes.set(remote, f.enc, nil)
+	}
+	f.addr = remote
 	p.updateSend()
 }
 
@@ -155,9 +140,7 @@ func (p *Peer) updateSend() {
 	f := &p.fast
 	var d *fastDest
 	if f.sendCtx != nil && f.addr.IsValid() && !f.stopped {
-		if c := f.routes.connFor(f.local); c != nil {
-			d = &fastDest{conn: c, to: f.addr, ctx: f.sendCtx}
-		}
+		d = &fastDest{recv: f.enc, to: f.addr, ctx: f.sendCtx}
 	}
 	p.local.fast.Store(d)
 }
@@ -288,12 +271,18 @@ func (p *Peer) negotiatedCodec(pt uint8) webrtc.RTPCodecParameters {
 func (p *Peer) trackCodec(uint8) webrtc.RTPCodecParameters { return p.remote.Codec() }
 
 // fastDest is where the track sends on the fast path: SRTP from our own
-// context, written straight to the shared socket of the selected pair.
+// context, written straight to the shared socket the peer's packets come
+// in on (the selected pair's local candidate; behind 1:1 NAT the
+// candidate's address is not the socket's, the socket still is).
 type fastDest struct {
-	conn *fastConn
+	recv *fastRecv
 	to   netip.AddrPort
 	ctx  *srtp.Context
 }
+
+// errNoSocketYet means no packet from the peer has shown which socket to
+// send from: the packet goes through pion.
+var errNoSocketYet = errors.New("media: fast path: no packet from the peer yet")
 
 // fastSend is the AudioTrack's state for the fast send path, guarded by
 // the track's mu.
@@ -319,6 +308,10 @@ func (s *fastSend) countSeq(seq uint16) {
 
 // write encrypts the packet hdr+payload with d's context and sends it.
 func (s *fastSend) write(d *fastDest, hdr *rtp.Header, payload []byte) error {
+	conn := d.recv.via.Load()
+	if conn == nil {
+		return errNoSocketYet
+	}
 	if s.ctx != d.ctx {
 		// pion's context may have sent this SSRC before: start at its ROC.
 		d.ctx.SetROC(hdr.SSRC, s.wraps)
@@ -333,6 +326,6 @@ func (s *fastSend) write(d *fastDest, hdr *rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.conn.WriteToUDPAddrPort(out, d.to)
+	_, err = conn.WriteToUDPAddrPort(out, d.to)
 	return err
 }
