@@ -366,6 +366,7 @@ func (p *Peer) Close() error {
 		close(p.closed)
 		p.stopFast()
 		err = p.pc.Close()
+		p.addTotals()
 	})
 	return err
 }

@@ -58,6 +58,32 @@ func (p *Peer) ReceiveStats() ReceiveStats {
 		Replayed: f.replayed.Load(), Dropped: f.enc.dropped.Load() + f.plain.dropped.Load(), SentFast: p.local.fastSent.Load()}
 }
 
+// webrtcTotals are the ReceiveStats of closed peers, summed (added once
+// per call, not per packet).
+var webrtcTotals struct {
+	fast, pion, authFailed, replayed, dropped, sentFast atomic.Uint64
+}
+
+// WebRTCTotals returns the ReceiveStats of all WebRTC peers closed so far,
+// summed: the process-wide view for metrics.
+func WebRTCTotals() ReceiveStats {
+	t := &webrtcTotals
+	return ReceiveStats{Fast: t.fast.Load(), Pion: t.pion.Load(), AuthFailed: t.authFailed.Load(),
+		Replayed: t.replayed.Load(), Dropped: t.dropped.Load(), SentFast: t.sentFast.Load()}
+}
+
+// addTotals adds the peer's counts to the process totals (at Close).
+func (p *Peer) addTotals() {
+	st := p.ReceiveStats()
+	t := &webrtcTotals
+	t.fast.Add(st.Fast)
+	t.pion.Add(st.Pion)
+	t.authFailed.Add(st.AuthFailed)
+	t.replayed.Add(st.Replayed)
+	t.dropped.Add(st.Dropped)
+	t.sentFast.Add(st.SentFast)
+}
+
 // startFast arms the fast receive path: the selected ICE pair's remote
 // address is routed to the peer's ring while the pair's local candidate is
 // a host candidate (one of the shared port's sockets).

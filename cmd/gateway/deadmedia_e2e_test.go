@@ -129,6 +129,9 @@ func gathered(t *testing.T, g *gateway, name, side string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			if side == "" && len(m.GetLabel()) == 0 { // a metric without labels
+				return m.GetCounter().GetValue()
+			}
 			for _, l := range m.GetLabel() {
 				if l.GetName() == "side" && l.GetValue() == side {
 					if h := m.GetHistogram(); h != nil {

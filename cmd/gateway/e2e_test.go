@@ -322,6 +322,18 @@ func TestE2E(t *testing.T) {
 		if lvl := media.Goertzel(pcm, rate, userToneHz); lvl < 0.5 {
 			t.Errorf("Matrix caller's %v Hz tone at the phone: level %.3f, want >= 0.5", userToneHz, lvl)
 		}
+		// Both directions of the Matrix side took the shared port's fast
+		// path (counted once the call's peer has closed).
+		fast := func(name string) float64 { return gathered(t, e.gw, name, "") }
+		for deadline := time.Now().Add(10 * time.Second); fast("gateway_webrtc_rtp_fast_sent_total") < 150 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		in, out := fast("gateway_webrtc_rtp_fast_received_total"), fast("gateway_webrtc_rtp_fast_sent_total")
+		t.Logf("fast path: %v packets in, %v out, %v through pion", in, out, fast("gateway_webrtc_rtp_pion_received_total"))
+		if in < 150 || out < 150 || fast("gateway_webrtc_srtp_auth_failures_total") != 0 {
+			t.Errorf("fast path: %v packets in, %v out, %v SRTP failures; want >= 150 each way (4 s of audio) and none", in, out,
+				fast("gateway_webrtc_srtp_auth_failures_total"))
+		}
 	})
 
 	t.Run("browser client: Element-style dial pad call with matrix-js-sdk in Chromium", func(t *testing.T) {

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
 )
 
@@ -41,7 +42,31 @@ func newHealthMetrics(reg prometheus.Registerer) *healthMetrics {
 		}, []string{"side"}),
 	}
 	reg.MustRegister(m.mos, m.loss, m.jitter, m.rtt, m.dead)
+	registerWebRTCMetrics(reg)
 	return m
+}
+
+// registerWebRTCMetrics exports the WebRTC media path's packet counts
+// (media.WebRTCTotals: calls that have ended).
+func registerWebRTCMetrics(reg prometheus.Registerer) {
+	counter := func(name, help string, v func(media.ReceiveStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(media.WebRTCTotals())) })
+	}
+	reg.MustRegister(
+		counter("gateway_webrtc_rtp_fast_received_total", "RTP packets from Matrix clients read and decrypted by the gateway's fast path (ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.Fast }),
+		counter("gateway_webrtc_rtp_pion_received_total", "RTP packets from Matrix clients that came through pion's pipeline (TURN relay pairs, pair switches; ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.Pion }),
+		counter("gateway_webrtc_rtp_fast_sent_total", "RTP packets to Matrix clients sent on the fast path (ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.SentFast }),
+		counter("gateway_webrtc_srtp_auth_failures_total", "SRTP packets from Matrix clients' addresses that failed authentication, dropped (ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.AuthFailed }),
+		counter("gateway_webrtc_srtp_replayed_total", "SRTP packets dropped as replayed or too old (ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.Replayed }),
+		counter("gateway_webrtc_rtp_ring_dropped_total", "RTP packets dropped because a call's receive ring was full (ended calls).",
+			func(s media.ReceiveStats) uint64 { return s.Dropped }),
+	)
 }
 
 // CallStarted implements signalling.Recorder.
