@@ -11,6 +11,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/matrix-gateway/gateway/codecs"
@@ -464,4 +465,69 @@ func TestWebRTCPeerSendsOwnRTCP(t *testing.T) {
 	if st := p.ReceiveStats(); st.SentFast == 0 || st.Fast == 0 {
 		t.Fatalf("receive stats %+v: want both directions on the fast path", st)
 	}
+}
+
+// pion sends across a sequence number wrap, then the fast path takes over:
+// its SRTP context must start at pion's rollover counter or the client
+// cannot authenticate a single packet.
+func TestFastSendContinuesPionsRolloverCounter(t *testing.T) {
+	w := fastWebRTC(t, true)
+	c := newTestClient(t)
+	p := connect(t, w, c, false)
+	go c.sendOpus(t, 0, 5) // shows the fast path which socket the client uses
+	if idx := readIndexes(t, p, 4); len(idx) < 4 {
+		t.Fatalf("read %d packets", len(idx))
+	}
+	p.fast.mu.Lock()
+	addr := p.fast.addr
+	p.fast.mu.Unlock()
+	got := c.receive(t, 20)
+	p.route(netip.AddrPort{})
+	sendFromPeer(t, p, 0, 10) // sequence numbers 65530..65535, 0..3: through pion
+	if st := p.ReceiveStats(); st.SentFast != 0 {
+		t.Fatalf("receive stats %+v: nothing should have gone on the fast path yet", st)
+	}
+	p.route(addr)
+	sendFromPeer(t, p, 10, 10) // 4..13: on the fast path, ROC 1
+	idx := <-got
+	if len(idx) != 20 || idx[0] != 0 || idx[19] != 19 {
+		t.Fatalf("client received %v, want 0..19", idx)
+	}
+	if st := p.ReceiveStats(); st.SentFast != 10 {
+		t.Fatalf("receive stats %+v: want 10 sent on the fast path", st)
+	}
+}
+
+// FuzzFastPathPacket feeds arbitrary datagrams from a routed address to
+// the fast path's decryption and normalisation: counted and dropped,
+// never a panic.
+func FuzzFastPathPacket(f *testing.F) {
+	f.Add([]byte{0x80, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 1, 2, 3})
+	f.Add([]byte{0x90, 111, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0xBE, 0xDE, 0, 1, 0x10, 0xFF, 0, 0})
+	f.Add([]byte{0x8F, 101, 0xFF, 0xFF})
+	key, salt := make([]byte, 16), make([]byte, 12)
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAeadAes128Gcm, srtp.SRTPReplayProtection(64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &Peer{}
+		p.fast.on, p.fast.ctx = true, ctx
+		p.fast.dtlsUp = make(chan struct{})
+		close(p.fast.dtlsUp)
+		p.fast.codecs = []webrtc.RTPCodecParameters{{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}}}
+		r := newFastRecv(fastSlots, nil)
+		if len(pkt) > MaxPacketSize {
+			pkt = pkt[:MaxPacketSize]
+		}
+		r.push(pkt)
+		buf := make([]byte, MaxPacketSize)
+		n, err := p.decryptFast(buf, r.peek())
+		if err != nil || n != 0 {
+			t.Fatalf("a forged packet decrypted: n=%d err=%v", n, err)
+		}
+		if p.fast.authFailed.Load()+p.fast.replayed.Load() != 1 {
+			t.Fatalf("a dropped packet was not counted: %+v", p.fast.authFailed.Load())
+		}
+	})
 }
