@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 )
@@ -35,6 +36,9 @@ type WebRTCConfig struct {
 	UDPPort int
 	// ReadBuffer is the mux sockets' receive buffer (0: 4 MiB).
 	ReadBuffer int
+	// Loggers receives pion's logs; nil discards them (pion's default
+	// would print errors, some per packet, to stderr).
+	Loggers logging.LoggerFactory
 }
 
 // WebRTC builds peer connections for audio-only calls: Opus and telephone-event, RTCP
@@ -70,6 +74,10 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	// (webrtc_rtcp.go), and an audio-only call needs no NACK or TWCC.
 	reg := &interceptor.Registry{}
 	se := webrtc.SettingEngine{}
+	if cfg.Loggers == nil {
+		cfg.Loggers = quietLoggers{}
+	}
+	se.LoggerFactory = cfg.Loggers
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
 	var mux *ice.MultiUDPMuxDefault
 	var routes *routeTable
@@ -84,6 +92,7 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 		}
 		routes = &routeTable{}
 		opts := []ice.UDPMuxFromPortOption{
+			ice.UDPMuxFromPortWithLogger(cfg.Loggers.NewLogger("ice")),
 			ice.UDPMuxFromPortWithNet(&fastNet{Net: std, routes: routes}),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 			ice.UDPMuxFromPortWithReadBufferSize(rb),
@@ -109,6 +118,24 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return &WebRTC{api: api, cfg: cfg, mux: mux, routes: routes}, nil
 }
+
+// quietLoggers discards pion's logs.
+type quietLoggers struct{}
+
+func (quietLoggers) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
+
+type quietLogger struct{}
+
+func (quietLogger) Trace(string)          {}
+func (quietLogger) Tracef(string, ...any) {}
+func (quietLogger) Debug(string)          {}
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Info(string)           {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warn(string)           {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Error(string)          {}
+func (quietLogger) Errorf(string, ...any) {}
 
 // Peer is one WebRTC peer connection answering a remote offer, with one
 // Opus track each way.

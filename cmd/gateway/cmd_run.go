@@ -176,6 +176,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		IncludeLoopback:  cfg.WebRTC.IncludeLoopbackCandidates,
 		ICEGatherTimeout: cfg.WebRTC.ICEGatherTimeout,
 		UDPPort:          cfg.WebRTC.UDPPort,
+		Loggers:          pionLoggers{log: log},
 	})
 	if err != nil {
 		return nil, err
