@@ -9,25 +9,35 @@
 #         relayed twice: client -> peer and the peer's echo back); server CPU is the utime+stime
 #         delta of /proc/PID/stat over the run, divided by the packets relayed.
 #   Load  LADDER allocation counts, same traffic; the largest count with zero loss (the server is
-#         restarted for every run).
+#         restarted for every run). LADDER="" skips it.
+# turnutils_uclient sets up for about 0.15 s per allocation before it sends anything (it makes
+# every allocation, then runs its event loop 100 ms per client): 1000 allocations relay nothing for
+# ~2.5 minutes. Each run gets a deadline of SETUP_S_PER_ALLOC s per allocation + the traffic + 60 s;
+# a run that misses it, or whose client fails, is reported as such (and ends the ladder).
 # Usage: scripts/bench-turn.sh          (env: MSGS LEN INTERVAL CPU_ALLOCS REPS LADDER LISTENERS
 #                                        SERVER_CPU LOAD_CPU SERVERS="embedded coturn"
-#                                        EPOLL=1: the embedded server's experimental epoll relay loop)
+#                                        SETUP_S_PER_ALLOC=0.3
+#                                        GOROUTINE_RELAYS=1: the embedded server reads each relay
+#                                        socket with its own goroutine instead of the epoll loop)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 MSGS=${MSGS:-500} LEN=${LEN:-172} INTERVAL=${INTERVAL:-20} CPU_ALLOCS=${CPU_ALLOCS:-400} REPS=${REPS:-3}
-LADDER=${LADDER:-"200 400 800 1200 1600 2000"} LISTENERS=${LISTENERS:-1}
+LADDER=${LADDER-"200 400 800 1200 1600 2000"} SETUP_S_PER_ALLOC=${SETUP_S_PER_ALLOC:-0.3} LISTENERS=${LISTENERS:-1}
 SERVER_CPU=${SERVER_CPU:-1} LOAD_CPU=${LOAD_CPU:-0} SERVERS=${SERVERS:-"embedded coturn"}
 secret=bench-secret-0123456789
 port=34780
 peer_port=34790
 tck=$(getconf CLK_TCK)
-for c in turnserver turnutils_uclient turnutils_peer taskset; do
+for c in turnserver turnutils_uclient turnutils_peer taskset timeout; do
 	command -v "$c" >/dev/null || { echo "bench-turn: $c missing (apt-get install coturn util-linux)" >&2; exit 1; }
 done
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	rm -f "$work/turnbench"
+	echo "bench-turn: logs in $work" >&2
+}
 trap cleanup EXIT
 (cd "$root" && go build -o "$work/turnbench" ./turn/bench)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -36,7 +46,7 @@ start_server() { # $1 = embedded|coturn; sets spid
 	case "$1" in
 	embedded)
 		taskset -c "$SERVER_CPU" "$work/turnbench" -listen 127.0.0.1 -port "$port" -secret "$secret" \
-			-listeners "$LISTENERS" -relay-min 61000 -relay-max 65535 ${EPOLL:+-epoll} >>"$work/embedded.log" 2>&1 &
+			-listeners "$LISTENERS" -relay-min 61000 -relay-max 65535 ${GOROUTINE_RELAYS:+-goroutine-relays} >>"$work/embedded.log" 2>&1 &
 		;;
 	coturn)
 		taskset -c "$SERVER_CPU" turnserver -n --listening-ip=127.0.0.1 --relay-ip=127.0.0.1 \
@@ -57,20 +67,30 @@ stop_server() {
 	sleep 0.5
 }
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# run_load ALLOCS -> "sent recv lost cpu_ticks" for one fresh server run
+# run_load ALLOCS -> "sent recv lost cpu_ticks status" for one fresh server run; status is ok,
+# timeout (the client missed its deadline; uclient's output is in $work/uclient-ALLOCS.log) or
+# failed:<the client's last line>. Never fails itself (set -e would end the script silently).
 run_load() {
-	local t0 t1 out
+	local t0 t1 out rc deadline status=ok
+	deadline=$(awk -v n="$1" -v s="$SETUP_S_PER_ALLOC" -v m="$MSGS" -v i="$INTERVAL" 'BEGIN { printf "%d", n * s + m * i / 1000 + 60 }')
 	t0=$(ticks "$spid")
-	out=$(taskset -c "$LOAD_CPU" turnutils_uclient -c -W "$secret" -u bench -e 127.0.0.1 -r "$peer_port" \
-		-p "$port" -m "$1" -n "$MSGS" -l "$LEN" -z "$INTERVAL" -X 127.0.0.1 127.0.0.1 2>&1 || true)
+	rc=0
+	out=$(timeout "$deadline" taskset -c "$LOAD_CPU" turnutils_uclient -c -W "$secret" -u bench -e 127.0.0.1 -r "$peer_port" \
+		-p "$port" -m "$1" -n "$MSGS" -l "$LEN" -z "$INTERVAL" -X 127.0.0.1 127.0.0.1 2>&1) || rc=$?
 	t1=$(ticks "$spid")
+	printf '%s\n' "$out" >"$work/uclient-$1.log"
 	local sent recv lost
-	sent=$(grep -oE 'tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+' <<<"$out" | tail -1 | grep -oE '[0-9]+' | head -1)
-	recv=$(grep -oE 'tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+' <<<"$out" | tail -1 | grep -oE '[0-9]+' | tail -1)
-	lost=$(grep -oE 'Total lost packets [0-9]+' <<<"$out" | grep -oE '[0-9]+' || echo -1)
-	echo "${sent:-0} ${recv:-0} ${lost:--1} $((t1 - t0))"
+	sent=$(grep -oE 'tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+' <<<"$out" | tail -1 | grep -oE '[0-9]+' | head -1 || true)
+	recv=$(grep -oE 'tot_send_msgs=[0-9]+, tot_recv_msgs=[0-9]+' <<<"$out" | tail -1 | grep -oE '[0-9]+' | tail -1 || true)
+	lost=$(grep -oE 'Total lost packets [0-9]+' <<<"$out" | grep -oE '[0-9]+' || true)
+	if [[ $rc == 124 ]]; then
+		status="timeout(${deadline}s)"
+	elif [[ $rc != 0 || -z "$lost" ]]; then
+		status="failed(rc=$rc):$(tail -1 <<<"$out" | tr -s ' \t' '_')"
+	fi
+	echo "${sent:-0} ${recv:-0} ${lost:--1} $((t1 - t0)) $status"
 }
 
 taskset -c "$LOAD_CPU" turnutils_peer -L 127.0.0.1 -p "$peer_port" >"$work/peer.log" 2>&1 &
@@ -83,9 +103,10 @@ for srv in $SERVERS; do
 	samples=()
 	for r in $(seq "$REPS"); do
 		start_server "$srv"
-		read -r sent recv lost dt < <(run_load "$CPU_ALLOCS")
+		read -r sent recv lost dt status < <(run_load "$CPU_ALLOCS")
 		stop_server
 		relayed=$((sent + recv))
+		[[ $status == ok ]] || echo "$srv cpu run $r: client $status" >&2
 		us=$(awk -v dt="$dt" -v tck="$tck" -v n="$relayed" 'BEGIN { if (n > 0) printf "%.2f", dt * 1e6 / tck / n; else print "nan" }')
 		echo "$srv cpu run $r: $CPU_ALLOCS allocations, sent $sent, received $recv, lost $lost, server CPU ${dt} ticks -> $us us/packet" >&2
 		samples+=("$us")
@@ -94,10 +115,10 @@ for srv in $SERVERS; do
 	best[$srv]=0
 	for m in $LADDER; do
 		start_server "$srv"
-		read -r sent recv lost dt < <(run_load "$m")
+		read -r sent recv lost dt status < <(run_load "$m")
 		stop_server
-		echo "$srv load: $m allocations, sent $sent, received $recv, lost $lost" >&2
-		if [[ "$lost" == 0 && "$sent" == "$((m * MSGS))" && "$recv" == "$sent" ]]; then
+		echo "$srv load: $m allocations, sent $sent, received $recv, lost $lost, client $status" >&2
+		if [[ $status == ok && "$lost" == 0 && "$sent" == "$((m * MSGS))" && "$recv" == "$sent" ]]; then
 			best[$srv]=$m
 		else
 			break
@@ -110,9 +131,15 @@ echo
 echo "| server | CPU us per relayed packet (median of $REPS, $CPU_ALLOCS allocations) | largest zero-loss load (allocations x pps, both directions) |"
 echo "|---|---|---|"
 for srv in $SERVERS; do
-	echo "| $srv | ${cpu[$srv]} | ${best[$srv]} x $pps pps = $((best[$srv] * pps * 2)) relayed packets/s |"
+	if [[ -z "$LADDER" ]]; then
+		echo "| $srv | ${cpu[$srv]} | (no ladder) |"
+	else
+		echo "| $srv | ${cpu[$srv]} | ${best[$srv]} x $pps pps = $((best[$srv] * pps * 2)) relayed packets/s |"
+	fi
 done
-if [[ -n "${cpu[embedded]:-}" && -n "${cpu[coturn]:-}" ]]; then
-	awk -v e="${cpu[embedded]}" -v c="${cpu[coturn]}" -v be="${best[embedded]}" -v bc="${best[coturn]}" \
-		'BEGIN { printf "\nembedded/coturn: CPU per packet %.2fx (lower is better), zero-loss capacity %.2fx (higher is better)\n", e / c, (bc > 0 ? be / bc : 0) }'
+if [[ -n "${cpu[embedded]:-}" && -n "${cpu[coturn]:-}" && "${cpu[embedded]}" != nan && "${cpu[coturn]}" != nan ]]; then
+	awk -v e="${cpu[embedded]}" -v c="${cpu[coturn]}" -v be="${best[embedded]}" -v bc="${best[coturn]}" -v ladder="$LADDER" \
+		'BEGIN { printf "\nembedded/coturn: CPU per packet %.2fx (lower is better)", e / c
+			if (ladder != "") printf ", zero-loss capacity %s", (bc > 0 ? sprintf("%.2fx (higher is better)", be / bc) : "n/a (coturn had no zero-loss step)")
+			printf "\n" }'
 fi

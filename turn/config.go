@@ -75,11 +75,11 @@ type Config struct {
 	Log zerolog.Logger
 	// Now is the clock for credential expiry; default time.Now.
 	Now func() time.Time
-	// EpollRelays reads the relay sockets of UDP allocations from one epoll
-	// set (Linux) instead of one goroutine per allocation: less CPU per
-	// relayed packet, but experimental (a benchmark run stalled at 1000
-	// allocations); default false.
-	EpollRelays bool
+	// GoroutineRelays reads the relay sockets of UDP allocations with one
+	// goroutine per allocation (pion's way) instead of the epoll loop that
+	// serves them all (Linux only; elsewhere relays always use goroutines).
+	// The loop costs less CPU per relayed packet; default false (the loop).
+	GoroutineRelays bool
 }
 
 // Defaults for Config fields left at zero.

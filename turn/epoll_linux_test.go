@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,9 +269,51 @@ func TestEpollRelayZeroAllocationsPerPacket(t *testing.T) {
 	}
 }
 
-// epollConfig is testConfig with the epoll relay loop on.
-func epollConfig() Config {
-	c := testConfig()
-	c.EpollRelays = true
-	return c
+// epollConfig is testConfig, whose relays the epoll loop serves by default.
+func epollConfig() Config { return testConfig() }
+
+// TestEpollLoopDrainsMoreReadySocketsThanOneBatch: more relay sockets
+// become ready while the loop cannot serve them than one epoll_wait
+// returns (epollBatch), as when a load generator's clients all start
+// sending after a long set-up; the loop must drain them batch by batch and
+// go back to the netpoller re-armed: every datagram of two rounds arrives.
+func TestEpollLoopDrainsMoreReadySocketsThanOneBatch(t *testing.T) {
+	const allocs = 2*epollBatch + 20
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 3*allocs {
+		t.Skipf("needs %d file descriptors (RLIMIT_NOFILE %d, %v)", 3*allocs, lim.Cur, err)
+	}
+	s := startServer(t, epollConfig())
+	peer, peerAddr := udpPeer(t)
+	_ = peer.SetWriteBuffer(4 << 20)
+	clients := make([]*tclient, allocs)
+	relays := make([]netip.AddrPort, allocs)
+	for i := range clients {
+		clients[i], relays[i] = boundClient(t, s, peerAddr)
+	}
+	if got := s.loop.size(); got != allocs {
+		t.Fatalf("the loop serves %d relays, want %d", got, allocs)
+	}
+	buf := make([]byte, 1600)
+	for round := range 2 {
+		// Hold the loop out of serve while every relay socket gets a
+		// datagram: afterwards all of them are ready at once.
+		s.loop.mu.Lock()
+		for i, r := range relays {
+			payload := []byte{byte(round), byte(i), byte(i >> 8), 0xAB}
+			if _, err := peer.WriteToUDPAddrPort(payload, r); err != nil {
+				s.loop.mu.Unlock()
+				t.Fatal(err)
+			}
+		}
+		s.loop.mu.Unlock()
+		for i, c := range clients {
+			n, _, ok := readFrom(c.conn, buf, 10*time.Second)
+			if !ok || n != 8 || binary.BigEndian.Uint16(buf) != 0x4000 || binary.BigEndian.Uint16(buf[2:]) != 4 ||
+				!bytes.Equal(buf[4:8], []byte{byte(round), byte(i), byte(i >> 8), 0xAB}) {
+				t.Fatalf("round %d, client %d: %d bytes %x (ok %v)", round, i, n, buf[:min(n, 8)], ok)
+			}
+		}
+	}
+	waitStats(t, s, func(st Stats) bool { return st.FastToClientPackets == 2*allocs && st.DroppedPackets == 0 })
 }

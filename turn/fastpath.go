@@ -343,8 +343,9 @@ func (c *relayConn) relayToClient(n int, peer netip.AddrPort) int {
 		end++
 	}
 	c.stats.countToClient(n, 1) // before sending, as in relayToPeer
-	if _, err := c.g.udp.WriteToUDPAddrPort(buf[:end], st.client); err != nil {
+	if err := c.sendToClient(buf[:end], st.client); err != nil {
 		c.stats.countToClient(-n, -1)
+		c.stats.dropped.Add(1)
 	}
 	return relayed
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/stun/v4"
@@ -38,6 +39,11 @@ type guardConn struct {
 	udp    *net.UDPConn
 	fastMu sync.RWMutex
 	fast   map[netip.AddrPort]*relayConn
+
+	// rc and v6 let the relay side send to clients without waiting
+	// (clientsend_linux.go); rc is nil where that is not available.
+	rc syscall.RawConn
+	v6 bool // the listener is an AF_INET6 socket
 }
 
 // WriteTo sends a packet, noting reservation tokens in Allocate answers.

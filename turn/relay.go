@@ -159,6 +159,14 @@ type relayConn struct {
 	nbufs      int
 	done       chan struct{}
 	doneOnce   sync.Once
+
+	// sendToClient's arguments and result, for sendFn (built once by
+	// initClientSend; nil: send through the net.UDPConn). One goroutine
+	// relays to the client at a time (the loop, or the relay's reader).
+	sendFn  func(fd uintptr) bool
+	sendBuf []byte
+	sendAP  netip.AddrPort
+	sendErr error
 }
 
 // slowBuf is a datagram on its way from the epoll loop to pion.
@@ -186,6 +194,7 @@ func (s *Server) newRelayConn(conn *net.UDPConn, raw *rawSock, user string, g *g
 	c.port = c.local.Port
 	if g != nil && g.udp != nil {
 		c.rbuf = make([]byte, 4+relayMTU+3)
+		c.initClientSend()
 	}
 	if s.cfg.MaxBitrate > 0 {
 		c.out, c.in = newBucket(s.cfg.MaxBitrate), newBucket(s.cfg.MaxBitrate)
@@ -263,6 +272,22 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		return n, c.lastAddr, nil
 	}
+}
+
+// sendToClient sends b to the client at ap on the allocation's UDP
+// listener; a full send buffer drops it (an error) instead of waiting.
+func (c *relayConn) sendToClient(b []byte, ap netip.AddrPort) error {
+	if c.sendFn == nil {
+		_, err := c.g.udp.WriteToUDPAddrPort(b, ap)
+		return err
+	}
+	c.sendBuf, c.sendAP = b, ap
+	err := c.g.rc.Write(c.sendFn)
+	c.sendBuf = nil
+	if err != nil {
+		return err
+	}
+	return c.sendErr
 }
 
 // toSlow queues a datagram of n bytes at c.rbuf[4:] from peer for pion

@@ -10,16 +10,9 @@ import (
 // TestFastPathOnGoroutineRelays: with relay sockets read by pion's
 // goroutines (the path off Linux), the fast path still relays both ways.
 func TestFastPathOnGoroutineRelays(t *testing.T) {
-	s, err := newServer(testConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.goroutineRelays = true
-	if err := s.listen(); err != nil {
-		_ = s.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	cfg := testConfig()
+	cfg.GoroutineRelays = true
+	s := startServer(t, cfg)
 	if s.loop != nil {
 		t.Fatal("epoll loop started")
 	}

@@ -49,9 +49,6 @@ type Server struct {
 	// chanTimeout and permTimeout override pion's channel binding and
 	// permission lifetimes (10 and 5 min) when set; tests only.
 	chanTimeout, permTimeout time.Duration
-	// goroutineRelays keeps relay sockets on pion's per-allocation read
-	// goroutines even where the epoll loop exists; tests only.
-	goroutineRelays bool
 }
 
 // New validates cfg, fills defaults, listens and starts serving.
@@ -102,7 +99,7 @@ func (s *Server) listen() error {
 		return fmt.Errorf("turn: listen udp: %w", err)
 	}
 	s.udpAddr = conns[0].LocalAddr().(*net.UDPAddr).AddrPort()
-	if rawRelays && s.cfg.EpollRelays && !s.goroutineRelays {
+	if rawRelays && !s.cfg.GoroutineRelays {
 		if s.loop, err = newEpollLoop(); err != nil {
 			for _, c := range conns {
 				_ = c.Close()
@@ -146,6 +143,7 @@ func (s *Server) packetConnConfig(c net.PacketConn) pturn.PacketConnConfig {
 	g := &guardConn{PacketConn: c, s: s}
 	if u, ok := c.(*net.UDPConn); ok {
 		g.udp, g.fast = u, map[netip.AddrPort]*relayConn{}
+		g.initRawSend()
 	}
 	return pturn.PacketConnConfig{
 		PacketConn:            g,

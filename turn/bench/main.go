@@ -26,7 +26,7 @@ func main() {
 	relayMin := flag.Int("relay-min", 61000, "lowest relay port")
 	relayMax := flag.Int("relay-max", 65535, "highest relay port")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this `file`")
-	epoll := flag.Bool("epoll", false, "read relay sockets from one epoll set (turn.Config.EpollRelays)")
+	goroutines := flag.Bool("goroutine-relays", false, "read each relay socket with its own goroutine instead of the epoll loop (turn.Config.GoroutineRelays)")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -42,7 +42,7 @@ func main() {
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
 	s, err := turn.New(turn.Config{
 		Realm: *realm, Secret: *secret, ListenIP: ip, Port: *port, UDPListeners: *listeners,
-		RelayPortMin: *relayMin, RelayPortMax: *relayMax, EpollRelays: *epoll,
+		RelayPortMin: *relayMin, RelayPortMax: *relayMax, GoroutineRelays: *goroutines,
 		AllowedPeers: []netip.Prefix{netip.PrefixFrom(ip, ip.BitLen())},
 		Log:          log,
 	})
