@@ -14,6 +14,8 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/matrix-gateway/gateway/internal/pionlog"
 )
 
 // WebRTCStreamID is the msid stream of the gateway's audio track (named in sdp_stream_metadata).
@@ -75,7 +77,7 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	reg := &interceptor.Registry{}
 	se := webrtc.SettingEngine{}
 	if cfg.Loggers == nil {
-		cfg.Loggers = quietLoggers{}
+		cfg.Loggers = pionlog.Discard
 	}
 	se.LoggerFactory = cfg.Loggers
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
@@ -118,24 +120,6 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	return &WebRTC{api: api, cfg: cfg, mux: mux, routes: routes}, nil
 }
-
-// quietLoggers discards pion's logs.
-type quietLoggers struct{}
-
-func (quietLoggers) NewLogger(string) logging.LeveledLogger { return quietLogger{} }
-
-type quietLogger struct{}
-
-func (quietLogger) Trace(string)          {}
-func (quietLogger) Tracef(string, ...any) {}
-func (quietLogger) Debug(string)          {}
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Info(string)           {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warn(string)           {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Error(string)          {}
-func (quietLogger) Errorf(string, ...any) {}
 
 // Peer is one WebRTC peer connection answering a remote offer, with one
 // Opus track each way.

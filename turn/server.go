@@ -19,6 +19,8 @@ import (
 
 	"github.com/pion/logging"
 	pturn "github.com/pion/turn/v5"
+
+	"github.com/matrix-gateway/gateway/internal/pionlog"
 )
 
 // Server is a running TURN server. Close stops it.
@@ -80,7 +82,7 @@ func newServer(cfg Config) (*Server, error) {
 		auth:     &authenticator{realm: cfg.Realm, secret: cfg.Secret, static: cfg.StaticUsers, now: cfg.Now},
 		peers:    newPeerPolicy(cfg.AllowedPeers, cfg.DeniedPeers, ownAddresses(cfg.ListenIP, cfg.RelayIP, cfg.ExternalIP)),
 		track:    newTracker(cfg.QuotaExempt),
-		log:      quietLoggers{},
+		log:      pionlog.Discard, // pion logs per packet at debug level; the server reports through metrics
 		conns:    map[*pturn.Server]struct{}{},
 		refusals: map[string]map[string]int{},
 	}

@@ -24,6 +24,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"github.com/matrix-gateway/gateway/configs"
+	"github.com/matrix-gateway/gateway/internal/pionlog"
 	"github.com/matrix-gateway/gateway/media"
 	"github.com/matrix-gateway/gateway/signalling"
 	"github.com/matrix-gateway/gateway/signalling/conference"
@@ -176,7 +177,7 @@ func build(cfg *configs.Config, log zerolog.Logger) (*gateway, error) {
 		IncludeLoopback:  cfg.WebRTC.IncludeLoopbackCandidates,
 		ICEGatherTimeout: cfg.WebRTC.ICEGatherTimeout,
 		UDPPort:          cfg.WebRTC.UDPPort,
-		Loggers:          pionLoggers{log: log},
+		Loggers:          pionlog.Zerolog(log),
 	})
 	if err != nil {
 		return nil, err
