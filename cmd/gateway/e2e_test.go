@@ -337,6 +337,9 @@ func TestE2E(t *testing.T) {
 	})
 
 	t.Run("browser client: Element-style dial pad call with matrix-js-sdk in Chromium", func(t *testing.T) {
+		counter := func(name string) float64 { return gathered(t, e.gw, name, "") }
+		fastIn0, fastOut0 := counter("gateway_webrtc_rtp_fast_received_total"), counter("gateway_webrtc_rtp_fast_sent_total")
+		authFailed0 := counter("gateway_webrtc_srtp_auth_failures_total")
 		b := testpeers.StartBrowser(t, testpeers.BrowserOptions{
 			Homeserver: e.hs.URL, UserID: e.carolID, AccessToken: e.carolTk,
 			Number: numAnswer, Timeout: 90 * time.Second, Freqs: []float64{userToneHz, phoneToneHz},
@@ -386,6 +389,17 @@ func TestE2E(t *testing.T) {
 			t.Errorf("the browser's %v Hz tone did not reach the phone (level %.3f)", userToneHz, lvl)
 		}
 		waitNoCalls(t, e)
+		// Chromium's SRTP went through the gateway's own contexts both ways
+		// (counted once the call's peer has closed).
+		for deadline := time.Now().Add(10 * time.Second); counter("gateway_webrtc_rtp_fast_sent_total")-fastOut0 < 150 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+		}
+		in, out := counter("gateway_webrtc_rtp_fast_received_total")-fastIn0, counter("gateway_webrtc_rtp_fast_sent_total")-fastOut0
+		t.Logf("browser call on the fast path: %v packets in, %v out", in, out)
+		if in < 150 || out < 150 || counter("gateway_webrtc_srtp_auth_failures_total") != authFailed0 {
+			t.Errorf("browser call: %v packets in and %v out on the fast path, %v SRTP failures; want >= 150 each way and none",
+				in, out, counter("gateway_webrtc_srtp_auth_failures_total")-authFailed0)
+		}
 	})
 
 	t.Run("phone hangs up", func(t *testing.T) {
