@@ -49,7 +49,7 @@ type WebRTC struct {
 	api    *webrtc.API
 	cfg    WebRTCConfig
 	mux    *ice.MultiUDPMuxDefault // nil without UDPPort
-	routes *routeTable             // the fast receive path's routes; nil without UDPPort
+	routes *routeTable             // the fast path's routes
 }
 
 // Close releases the shared UDP port; peers must be closed first. It is
@@ -81,21 +81,23 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 	}
 	se.LoggerFactory = cfg.Loggers
 	se.SetIncludeLoopbackCandidate(cfg.IncludeLoopback)
+	// Every UDP socket pion opens for ICE is a fastConn (webrtc_fast.go):
+	// the shared port's, or each call's own.
+	std, err := stdnet.NewNet()
+	if err != nil {
+		return nil, fmt.Errorf("media: network: %w", err)
+	}
+	routes := &routeTable{}
+	fast := &fastNet{Net: std, routes: routes}
 	var mux *ice.MultiUDPMuxDefault
-	var routes *routeTable
 	if cfg.UDPPort != 0 {
 		rb := cfg.ReadBuffer
 		if rb == 0 {
 			rb = 4 << 20
 		}
-		std, err := stdnet.NewNet()
-		if err != nil {
-			return nil, fmt.Errorf("media: network: %w", err)
-		}
-		routes = &routeTable{}
 		opts := []ice.UDPMuxFromPortOption{
 			ice.UDPMuxFromPortWithLogger(cfg.Loggers.NewLogger("ice")),
-			ice.UDPMuxFromPortWithNet(&fastNet{Net: std, routes: routes}),
+			ice.UDPMuxFromPortWithNet(fast),
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
 			ice.UDPMuxFromPortWithReadBufferSize(rb),
 		}
@@ -106,7 +108,10 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 			return nil, fmt.Errorf("media: webrtc udp port %d: %w", cfg.UDPPort, err)
 		}
 		se.SetICEUDPMux(mux)
-	} else if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
+	} else {
+		se.SetNet(fast)
+	}
+	if cfg.UDPPort == 0 && (cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0) {
 		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
 			return nil, fmt.Errorf("media: webrtc port range: %w", err)
 		}
@@ -131,14 +136,12 @@ type Peer struct {
 
 	trackOnce sync.Once
 	track     chan *webrtc.TrackRemote
-	remote    *webrtc.TrackRemote // owned by the ReadPacket goroutine
-	kinds     [128]ptKind         // remote payload types, owned by ReadPacket
 	closed    chan struct{}
 	closeOnce sync.Once
 	report    atomic.Pointer[remoteReport] // where the peer's receiver reports go (the endpoint's health)
 	sender    *webrtc.RTPSender
 
-	fast fastPeer // the fast receive path (webrtc_fast_peer.go); off without a shared UDP port
+	fast fastPeer // the fast media path (webrtc_fast_peer.go)
 
 	rtcpOnce sync.Once     // starts runRTCP (webrtc_rtcp.go)
 	rtcpSent atomic.Uint64 // our reports sent
@@ -240,9 +243,7 @@ func (w *WebRTC) newPeer(onState func(webrtc.ICEConnectionState)) (*Peer, error)
 	if onState != nil {
 		pc.OnICEConnectionStateChange(onState)
 	}
-	if w.routes != nil {
-		p.startFast(w.routes)
-	}
+	p.startFast(w.routes)
 	p.local = NewAudioTrack("audio", WebRTCStreamID)
 	return p, nil
 }
@@ -336,28 +337,13 @@ func (p *Peer) Renegotiate(ctx context.Context, offer string) (string, error) {
 	return p.LocalDescription(ctx)
 }
 
-// ReadPacket reads one RTP packet from the remote audio track, waiting for
-// the track to arrive first. Opus packets come out with OpusPayloadType and
+// ReadPacket reads one RTP packet from the remote audio stream: from the
+// fast path's ring, or what pion delivered on its track
+// (webrtc_fast_peer.go). Opus packets come out with OpusPayloadType and
 // telephone-event packets with WebRTCEventPayloadType (8 kHz durations),
-// whatever payload types the peer negotiated. It returns io.EOF once the peer is closed. Only
-// one goroutine may call it.
-func (p *Peer) ReadPacket(buf []byte) (int, error) {
-	if p.fast.on {
-		return p.readFast(buf)
-	}
-	if p.remote == nil {
-		select {
-		case p.remote = <-p.track:
-		case <-p.closed:
-			return 0, io.EOF
-		}
-	}
-	n, _, err := p.remote.Read(buf)
-	if err == nil {
-		normaliseRemote(buf[:n], &p.kinds, p.trackCodec)
-	}
-	return n, err
-}
+// whatever payload types the peer negotiated. It returns io.EOF once the
+// peer is closed. Only one goroutine may call it.
+func (p *Peer) ReadPacket(buf []byte) (int, error) { return p.readFast(buf) }
 
 // WritePacket sends one RTP packet on the local audio track, which rewrites
 // its SSRC and payload type (OpusPayloadType or WebRTCEventPayloadType) to

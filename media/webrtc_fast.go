@@ -4,16 +4,18 @@
 // reader sees it (the ICE UDP mux reader, the candidate's receive loop, the
 // DTLS/SRTP demultiplexer, the SRTP session, the track buffer), each a copy
 // and a wake-up: about 27 us per packet, more than decoding the Opus frame.
-// With a shared UDP port (WebRTCConfig.UDPPort) the gateway reads the port
-// itself (fastConn wraps each of the mux's sockets): an RTP packet from the
+// So the gateway reads the ICE sockets itself: pion opens them through
+// fastNet (the shared port's, WebRTCConfig.UDPPort, or each call's own)
+// and reads them through fastConn: an RTP packet from the
 // remote address of a call's selected ICE pair is copied into that call's
 // ring (fastRecv) and its reader (Peer.ReadPacket) is woken; it decrypts
 // the packet with its own SRTP context, keyed from the call's DTLS session.
 // Everything else (STUN, DTLS, RTCP, RTP from other addresses) goes to pion
 // as before, so ICE consent, DTLS and RTCP reports work unchanged.
 //
-// A peer whose selected pair is not on the shared port (a TURN relay
-// candidate) or whose keys cannot be taken stays on pion's path.
+// A peer whose selected pair's local candidate is not one of these sockets
+// (a TURN relay candidate) or whose keys cannot be taken stays on pion's
+// path.
 
 package media
 
@@ -89,7 +91,7 @@ type fastNet struct {
 	routes *routeTable
 }
 
-// ListenUDP opens a socket of the shared port.
+// ListenUDP opens an ICE socket (of the shared port, or a call's own).
 func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
 	c, err := net.ListenUDP(network, laddr)
 	if err != nil {
@@ -98,7 +100,7 @@ func (n *fastNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 	return &fastConn{UDPConn: c, routes: n.routes}, nil
 }
 
-// fastConn is one socket of the shared port as pion's UDP mux reads it:
+// fastConn is an ICE socket as pion reads it (its UDP mux or a candidate):
 // RTP from a routed address goes to its call's ring and is not returned.
 type fastConn struct {
 	*net.UDPConn

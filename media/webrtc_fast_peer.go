@@ -292,10 +292,6 @@ func (p *Peer) negotiatedCodec(pt uint8) webrtc.RTPCodecParameters {
 	return webrtc.RTPCodecParameters{}
 }
 
-// trackCodec is the pion track's current codec (ReadPacket without the
-// fast path).
-func (p *Peer) trackCodec(uint8) webrtc.RTPCodecParameters { return p.remote.Codec() }
-
 // fastDest is where the track sends on the fast path: SRTP from our own
 // context, written straight to the shared socket the peer's packets come
 // in on (the selected pair's local candidate; behind 1:1 NAT the
