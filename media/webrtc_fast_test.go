@@ -130,6 +130,14 @@ func connect(t *testing.T, w *WebRTC, c *testClient, gatewayOffers bool) *Peer {
 		}
 	}
 	t.Cleanup(func() { _ = p.Close() })
+	// Wait until the client can send: its track drops packets until bound.
+	for deadline := time.Now().Add(10 * time.Second); c.track.boundSSRC() == 0 ||
+		c.pc.ConnectionState() != webrtc.PeerConnectionStateConnected; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the client did not connect: %v", c.pc.ConnectionState())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return p
 }
 
@@ -315,8 +323,8 @@ func startCall(t *testing.T, n int) (*WebRTC, *testClient, *Peer) {
 	c := newTestClient(t)
 	p := connect(t, w, c, false)
 	go c.sendOpus(t, 0, n)
-	if idx := readIndexes(t, p, n-1); len(idx) < n-1 { // the first may go before the client's track is bound
-		t.Fatalf("read %d of %d packets", len(idx), n)
+	if idx := readIndexes(t, p, n-1); len(idx) != n {
+		t.Fatalf("read %d of %d packets: %v", len(idx), n, idx)
 	}
 	return w, c, p
 }

@@ -124,7 +124,7 @@ logging:
 		trunk("ringing", numRinging, e.ringing.SIPPort), trunk("dead", numDead, deadPort))
 	// Every WebRTC call of this environment shares one UDP port (ICE UDP mux).
 	cfgText = strings.Replace(cfgText, "webrtc:\n  include_loopback_candidates: true\n",
-		fmt.Sprintf("webrtc:\n  include_loopback_candidates: true\n  udp_port: %d\n", testpeers.FreeUDPPort(t)), 1)
+		fmt.Sprintf("webrtc:\n  include_loopback_candidates: true\n  udp_port: %d\n", freeUDPPortOutsideRTP(t)), 1)
 	cfgPath, regPath := writeEnvConfig(t, dir, cfgText, asPort)
 	e.hs = testpeers.StartDendrite(t, testpeers.DendriteOptions{Port: hsPort, Registrations: []string{regPath}})
 	var err error
@@ -256,6 +256,21 @@ func waitClosed(t *testing.T, ch <-chan struct{}, d time.Duration, what string) 
 
 // toneLevel is the share of the signal's energy at freq over the last two
 // seconds of pcm (8 kHz).
+// freeUDPPortOutsideRTP is a free UDP port outside the environment's RTP
+// range (media.rtp_port_min..max, 40000-40999), which the configuration
+// check rightly refuses for webrtc.udp_port; the kernel's ephemeral range
+// includes it.
+func freeUDPPortOutsideRTP(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		if p := testpeers.FreeUDPPort(t); p < 40000 || p > 40999 {
+			return p
+		}
+	}
+	t.Fatal("no free UDP port outside 40000-40999")
+	return 0
+}
+
 // bestToneSecond returns the highest level of freq over one-second windows
 // of pcm (half-second steps) and where that window starts, in seconds.
 func bestToneSecond(pcm []int16, rate int, freq float64) (level, at float64) {
@@ -372,11 +387,12 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("the browser call never connected: %v", err)
 		}
 		// The phone's tone must reach the browser: wait for audio reports that show it.
-		// Four one-second reports also keep the call up long enough that the later half
-		// of the phone's recording is well past the browser's media start (Chromium's
-		// first packets can lag the ICE "connected" state by a second on a loaded CI box).
+		// Six one-second reports also keep the call up long enough for the phone to
+		// record the browser's tone even when Chromium's fake microphone starts late
+		// (its first packets carry silence and can lag ICE "connected" by seconds on a
+		// loaded CI box).
 		heard := 0
-		for heard < 4 {
+		for heard < 6 {
 			ev, err := b.WaitEvent(ctx, "audio")
 			if err != nil {
 				t.Fatalf("the browser did not hear the phone's %v Hz tone: %v", phoneToneHz, err)
