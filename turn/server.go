@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pion/logging"
@@ -95,7 +96,19 @@ func newServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// listen opens the listeners. With port 0 the kernel picks the UDP port
+// and TCP must get the same number, which another socket may hold: then
+// everything is closed and another port tried (a few times).
 func (s *Server) listen() error {
+	for attempt := 1; ; attempt++ {
+		err := s.listenOnce()
+		if err == nil || s.cfg.Port != 0 || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return err
+		}
+	}
+}
+
+func (s *Server) listenOnce() error {
 	conns, err := listenUDP(netip.AddrPortFrom(s.cfg.ListenIP, uint16(s.cfg.Port)), s.cfg.UDPListeners, s.cfg.ReadBuffer) //nolint:gosec
 	if err != nil {
 		return fmt.Errorf("turn: listen udp: %w", err)
@@ -123,6 +136,12 @@ func (s *Server) listen() error {
 		port := int(s.udpAddr.Port())
 		ln, err := net.Listen("tcp", netip.AddrPortFrom(s.cfg.ListenIP, uint16(port)).String()) //nolint:gosec
 		if err != nil {
+			_ = s.udp.Close() // closes the UDP listeners
+			s.udp = nil
+			if s.loop != nil {
+				s.loop.close()
+				s.loop = nil
+			}
 			return fmt.Errorf("turn: listen tcp: %w", err)
 		}
 		s.tcpLn = ln
