@@ -143,8 +143,12 @@ func (c *fastConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(ap), nil
 }
 
-// fastSlots is the depth of a call's receive ring: 320 ms of 20 ms packets.
-const fastSlots = 16
+// fastSlots is the depth of a call's receive ring: 1.28 s of 20 ms packets
+// (96 KiB). A network that delivers a second of held-back packets at once
+// (Wi-Fi, a mobile link) or a reader stalled as long (a loaded machine)
+// loses nothing; pion's own buffers, which the fast path replaces, were
+// larger still.
+const fastSlots = 64
 
 // fastRecv is a call's receive ring: single producer (the socket's read
 // loop, or the fallback reader of pion's track), single consumer
@@ -177,10 +181,16 @@ func newFastRecv(size int, wake chan struct{}) *fastRecv {
 
 // push copies pkt into the ring and wakes the reader; a full ring drops it.
 func (r *fastRecv) push(pkt []byte) {
+	if !r.tryPush(pkt) {
+		r.dropped.Add(1)
+	}
+}
+
+// tryPush is push that leaves a full ring alone and reports false.
+func (r *fastRecv) tryPush(pkt []byte) bool {
 	t := r.tail.Load()
 	if t-r.head.Load() >= uint32(len(r.slots)) { //nolint:gosec // small
-		r.dropped.Add(1)
-		return
+		return false
 	}
 	s := &r.slots[t&uint32(len(r.slots)-1)] //nolint:gosec // small
 	s.n = copy(s.buf[:], pkt)
@@ -189,6 +199,7 @@ func (r *fastRecv) push(pkt []byte) {
 	case r.wake <- struct{}{}:
 	default:
 	}
+	return true
 }
 
 // peek returns the oldest packet, or nil when the ring is empty; pop

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -203,7 +204,16 @@ func (p *Peer) forwardPion() {
 		}
 		normaliseRemote(buf[:n], &kinds, codec)
 		p.fast.pionPackets.Add(1)
-		p.fast.plain.push(buf[:n])
+		// pion's buffers are behind this reader: wait for room rather
+		// than drop (a rare path; the reader may be stalled).
+		for !p.fast.plain.tryPush(buf[:n]) {
+			select {
+			case <-p.closed:
+				return
+			default:
+				time.Sleep(time.Millisecond)
+			}
+		}
 	}
 }
 

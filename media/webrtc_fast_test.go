@@ -340,6 +340,35 @@ func routedAddr(t *testing.T, p *Peer) netip.AddrPort {
 	return p.fast.addr
 }
 
+// A burst of held-back packets, or a reader that stalls for a second,
+// loses nothing: the ring holds them (a 16-slot ring once lost a DTMF digit
+// on a loaded CI machine).
+func TestFastPathHoldsABurst(t *testing.T) {
+	_, c, p := startCall(t, 5)
+	const burst = 50 // one second of audio, sent at once while nobody reads
+	pkt := make([]byte, rtpHeaderLen+40)
+	for i := 5; i < 5+burst; i++ {
+		pkt[0], pkt[1] = 0x80, OpusPayloadType
+		binary.BigEndian.PutUint16(pkt[2:], uint16(i))
+		binary.BigEndian.PutUint32(pkt[4:], uint32(i*960))
+		binary.BigEndian.PutUint32(pkt[rtpHeaderLen:], uint32(i))
+		for j := rtpHeaderLen + 4; j < len(pkt); j++ {
+			pkt[j] = byte(i + j)
+		}
+		if _, err := c.track.Write(pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // all of it reaches the ring before the reader looks
+	idx := readIndexes(t, p, 5+burst-1)
+	if len(idx) != burst || idx[0] != 5 {
+		t.Fatalf("read %d of %d packets after the burst: %v", len(idx), burst, idx)
+	}
+	if st := p.ReceiveStats(); st.Dropped != 0 || st.Fast != 5+burst {
+		t.Fatalf("receive stats %+v: want %d on the fast path, none dropped", st, 5+burst)
+	}
+}
+
 // When the route goes (the selected pair moves off the shared port), what
 // reaches pion is still delivered, and the fast path takes over again
 // when the route comes back.
