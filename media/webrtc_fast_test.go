@@ -341,8 +341,8 @@ func routedAddr(t *testing.T, p *Peer) netip.AddrPort {
 }
 
 // A burst of held-back packets, or a reader that stalls for a second,
-// loses nothing: the ring holds them (a 16-slot ring once lost a DTMF digit
-// on a loaded CI machine).
+// loses nothing: the ring holds them (a 16-slot ring, likely why a DTMF digit
+// was once lost on a loaded CI machine).
 func TestFastPathHoldsABurst(t *testing.T) {
 	_, c, p := startCall(t, 5)
 	const burst = 50 // one second of audio, sent at once while nobody reads
