@@ -43,8 +43,8 @@ type WebRTCConfig struct {
 	Loggers logging.LoggerFactory
 }
 
-// WebRTC builds peer connections for audio-only calls: Opus and telephone-event, RTCP
-// reports but no video-oriented interceptors (NACK, TWCC, simulcast).
+// WebRTC builds peer connections for audio-only calls: Opus and telephone-event, the
+// gateway's own RTCP reports (webrtc_rtcp.go), no pion interceptors.
 type WebRTC struct {
 	api    *webrtc.API
 	cfg    WebRTCConfig
@@ -110,10 +110,10 @@ func NewWebRTC(cfg WebRTCConfig) (*WebRTC, error) {
 		se.SetICEUDPMux(mux)
 	} else {
 		se.SetNet(fast)
-	}
-	if cfg.UDPPort == 0 && (cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0) {
-		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("media: webrtc port range: %w", err)
+		if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
+			if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+				return nil, fmt.Errorf("media: webrtc port range: %w", err)
+			}
 		}
 	}
 	if len(cfg.NAT1To1IPs) > 0 {
@@ -144,7 +144,6 @@ type Peer struct {
 	fast fastPeer // the fast media path (webrtc_fast_peer.go)
 
 	rtcpOnce sync.Once     // starts runRTCP (webrtc_rtcp.go)
-	rtcpSent atomic.Uint64 // our reports sent
 	lsr      atomic.Uint32 // middle NTP bits of the peer's last SR
 	lsrAt    atomic.Int64  // monoNanos when it arrived, 0: none yet
 }

@@ -1,4 +1,4 @@
-// WebRTC fast receive path.
+// WebRTC fast path.
 //
 // pion hands a received SRTP packet through five goroutines before a track
 // reader sees it (the ICE UDP mux reader, the candidate's receive loop, the
@@ -215,12 +215,12 @@ func (r *fastRecv) peek() []byte {
 
 func (r *fastRecv) pop() { r.head.Add(1) }
 
-// errNoFastPath means a peer cannot use the fast receive path.
-var errNoFastPath = errors.New("media: no fast receive path")
+// errNoFastPath means a peer cannot use the fast path.
+var errNoFastPath = errors.New("media: no fast path")
 
 // dtlsConnField is pion's unexported DTLSTransport.conn (pinned pion
-// version; TestFastPathKeys fails if a pion upgrade moves it).
-var dtlsConnField = func() (f reflect.StructField, ok bool) {
+// version; TestDTLSClientRole fails if a pion upgrade moves it).
+func dtlsConnField() (f reflect.StructField, ok bool) {
 	f, ok = reflect.TypeFor[webrtc.DTLSTransport]().FieldByName("conn")
 	return f, ok && f.Type == reflect.TypeFor[*dtls.Conn]()
 }

@@ -16,7 +16,6 @@ import (
 
 // fastPeer is a Peer's side of the fast receive path (webrtc_fast.go).
 type fastPeer struct {
-	on     bool // set by startFast before the peer is used
 	routes *routeTable
 	enc    *fastRecv // SRTP from the shared socket
 	plain  *fastRecv // packets pion delivered (a pair off the shared port), normalised; shares enc's wake
@@ -52,9 +51,6 @@ type ReceiveStats struct {
 // ReceiveStats reports how the peer's packets arrived.
 func (p *Peer) ReceiveStats() ReceiveStats {
 	f := &p.fast
-	if !f.on {
-		return ReceiveStats{}
-	}
 	return ReceiveStats{Fast: f.fastPackets.Load(), Pion: f.pionPackets.Load(), AuthFailed: f.authFailed.Load(),
 		Replayed: f.replayed.Load(), Dropped: f.enc.dropped.Load() + f.plain.dropped.Load(), SentFast: p.local.fastSent.Load()}
 }
@@ -85,12 +81,12 @@ func (p *Peer) addTotals() {
 	t.sentFast.Add(st.SentFast)
 }
 
-// startFast arms the fast receive path: the selected ICE pair's remote
-// address is routed to the peer's ring while the pair's local candidate is
-// a host candidate (one of the shared port's sockets).
+// startFast arms the fast path: the selected ICE pair's remote address is
+// routed to the peer's ring while the pair's local candidate is a host
+// candidate (one of the fastConn sockets).
 func (p *Peer) startFast(routes *routeTable) {
 	f := &p.fast
-	f.on, f.routes = true, routes
+	f.routes = routes
 	f.enc = newFastRecv(fastSlots, nil)
 	f.plain = newFastRecv(4, f.enc.wake)
 	f.dtlsUp = make(chan struct{})
@@ -174,18 +170,18 @@ func (p *Peer) updateSend() {
 
 // stopFast removes the peer's route for good.
 func (p *Peer) stopFast() {
-	if !p.fast.on {
-		return
+	f := &p.fast
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.addr.IsValid() {
+		f.routes.set(f.addr, nil, f.enc)
 	}
-	p.route(netip.AddrPort{})
-	p.fast.mu.Lock()
-	p.fast.stopped = true
+	f.addr, f.stopped = netip.AddrPort{}, true
 	p.updateSend()
-	p.fast.mu.Unlock()
 }
 
-// forwardPion reads what still reaches pion's track (a selected pair off
-// the shared port, packets in flight while the pair changes) into the
+// forwardPion reads what still reaches pion's track (a selected pair over
+// a TURN relay candidate, packets in flight while the pair changes) into the
 // plain ring.
 func (p *Peer) forwardPion() {
 	var t *webrtc.TrackRemote

@@ -556,7 +556,7 @@ func FuzzFastPathPacket(f *testing.F) {
 			t.Fatal(err)
 		}
 		p := &Peer{}
-		p.fast.on, p.fast.ctx = true, ctx
+		p.fast.ctx = ctx
 		p.fast.dtlsUp = make(chan struct{})
 		close(p.fast.dtlsUp)
 		p.fast.codecs = []webrtc.RTPCodecParameters{{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}}}

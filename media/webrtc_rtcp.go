@@ -52,8 +52,6 @@ func (p *Peer) runRTCP(e *RTPEndpoint) {
 		if err != nil {
 			continue
 		}
-		if err := p.pc.WriteRTCP(pkts); err == nil {
-			p.rtcpSent.Add(1)
-		}
+		_ = p.pc.WriteRTCP(pkts) // a lost report is replaced by the next
 	}
 }
